@@ -1,0 +1,1 @@
+"""Ingestion and Python assets: landing zone → warehouse."""

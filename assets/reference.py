@@ -1,0 +1,86 @@
+"""Reference snapshots (customers, price book, tax rates, credit grants) into raw.*.
+
+Reference CSVs are replaced in place upstream, so each close loads the
+snapshot as it stands and records its hash per billing month
+(`audit.reference_snapshots`): a later difference can be traced to the
+snapshot that caused it. Values stay text here; dbt staging types them.
+"""
+
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from assets.ledger import describe_files
+from orchestration.partitions import monthly_partitions
+from orchestration.resources import WarehouseResource
+
+REFERENCE_COLUMNS = {
+    "customers": ["customer_id", "name", "email", "country", "region", "tax_id", "created_at", "closed_at", "payment_method"],
+    "price_book": ["sku", "product", "description", "model", "unit", "unit_price", "monthly_cap", "cap_hours",
+                   "included_transfer_gib", "tiers", "effective_from", "effective_to"],
+    "tax_rates": ["country", "region", "tax_name", "rate", "reverse_charge", "effective_from", "effective_to"],
+    "credit_grants": ["grant_id", "customer_id", "amount", "kind", "granted_at", "expires_at", "reason"],
+}
+
+
+class BadReferenceFile(Exception):
+    pass
+
+
+def _header(path) -> list[str]:
+    with path.open(encoding="utf-8-sig") as handle:
+        return [c.strip() for c in handle.readline().rstrip("\r\n").split(",")]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", name], group_name="landing", description=f"reference/{name}.csv as landed (text columns).",
+                     kinds={"duckdb", "csv"})
+        for name in REFERENCE_COLUMNS
+    ],
+    partitions_def=monthly_partitions,
+)
+def reference_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Load the four reference snapshots and record the hash of each one this month's close used."""
+    month = context.partition_time_window.start.date()
+    landing = warehouse.landing_path
+    paths = {name: landing / "reference" / f"{name}.csv" for name in REFERENCE_COLUMNS}
+    missing = [str(p.relative_to(landing)) for p in paths.values() if not p.exists()]
+    if missing:
+        raise BadReferenceFile(f"missing reference file(s) in {landing}: {', '.join(missing)}")
+    for name, path in paths.items():
+        header = _header(path)
+        if header != REFERENCE_COLUMNS[name]:
+            raise BadReferenceFile(
+                f"reference/{name}.csv: header {header} does not match the contract's columns {REFERENCE_COLUMNS[name]}"
+            )
+    described = {f.rel: f for f in describe_files(landing, list(paths.values()))}
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    results = []
+    with warehouse.connect() as con:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM audit.reference_snapshots WHERE billing_month = ?", [month])
+        for name, path in paths.items():
+            rel = path.relative_to(landing).as_posix()
+            columns = ", ".join(f"'{c}': 'VARCHAR'" for c in REFERENCE_COLUMNS[name])
+            con.execute(
+                f"""
+                CREATE OR REPLACE TABLE raw.{name} AS
+                SELECT *, ? AS _source_file, ? AS _loaded_at
+                FROM read_csv(?, header = true, columns = {{{columns}}}, quote = '"', escape = '"')
+                """,
+                [rel, now, str(path)],
+            )
+            rows = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
+            f = described[rel]
+            con.execute(
+                "INSERT INTO audit.reference_snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                [month, rel, f.size, f.sha256, rows, now],
+            )
+            results.append(dg.MaterializeResult(
+                asset_key=["raw", name],
+                metadata={"rows": rows, "sha256": f.sha256, "file": rel, "size_bytes": f.size},
+            ))
+        con.execute("COMMIT")
+    yield from results

@@ -1,0 +1,1 @@
+"""The `billops` command: a thin shell over Dagster and the warehouse."""

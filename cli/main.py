@@ -1,0 +1,65 @@
+"""billops: generate, simulate and close billing months (landing-contract.md, "Command line")."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestration.settings import export_settings, load_settings
+
+app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def billops() -> None:
+    """Paths come from BILLOPS_LANDING, BILLOPS_WAREHOUSE and DAGSTER_HOME (README)."""
+
+
+def _check_month(month: str) -> str:
+    from cli.close import MONTH_PATTERN
+
+    if not MONTH_PATTERN.match(month):
+        raise typer.BadParameter(f"{month!r} is not a month in the form YYYY-MM", param_hint="--month")
+    return month
+
+
+@app.command()
+def close(month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM.", callback=_check_month)) -> None:
+    """Run the monthly close: ingest, rate and invoice MONTH through Dagster."""
+    from cli.close import read_summary, run_close
+
+    settings = load_settings()
+    export_settings(settings)
+    if not settings.landing.is_dir():
+        err_console.print(f"[red]close {month} failed:[/red] landing zone {settings.landing} does not exist (BILLOPS_LANDING)")
+        raise typer.Exit(2)
+    outcome = run_close(settings, month)
+    summary = read_summary(settings, month)
+    if summary:
+        table = Table(title=f"billops close {month}", show_header=False)
+        table.add_row("usage files", f"{summary.files:,}")
+        table.add_row("records read", f"{summary.rows_read:,}")
+        table.add_row("accepted", f"{summary.accepted:,}")
+        table.add_row("re-delivered", f"{summary.redelivered:,}")
+        table.add_row("quarantined", f"{summary.quarantined:,}")
+        for reason, count in summary.quarantined_by_reason.items():
+            table.add_row(f"  {reason}", f"{count:,}")
+        table.add_row("invoices", f"{summary.invoices:,}")
+        table.add_row("total invoiced (USD)", f"{summary.total_invoiced:,.2f}")
+        console.print(table)
+    console.print(f"Dagster run {outcome.run_id} in {settings.dagster_home}")
+    if not outcome.success:
+        err_console.print(f"[red]close {month} failed[/red]; the month is not complete:")
+        for failure in outcome.failures or ["the run failed (see the Dagster UI)"]:
+            err_console.print(f"  - {failure}")
+        raise typer.Exit(1)
+    console.print(f"[green]close {month} succeeded[/green]")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,23 @@
+-- Every line of the month, numbered per customer (billing-rules.md §6): by product,
+-- account-level lines last within a product, then SKU and resource.
+with lines as (
+    {% for model in ['hourly_capped', 'unit', 'transfer', 'graduated', 'flat_monthly'] %}
+    select
+        customer_id, sku, product, resource_id, description,
+        cast(quantity as decimal(18, 6)) as quantity,
+        unit,
+        cast(unit_price as decimal(18, 8)) as unit_price,
+        cast(amount as decimal(18, 2)) as amount,
+        '{{ model }}' as pricing_model
+    from {{ ref('int_lines_' ~ model) }}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+)
+
+select
+    *,
+    row_number() over (
+        partition by customer_id
+        order by product, resource_id is null, sku, resource_id
+    ) as line_number
+from lines

@@ -1,0 +1,1 @@
+"""Dagster wiring: one Definitions, its jobs, partitions and resources."""

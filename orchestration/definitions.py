@@ -1,0 +1,15 @@
+"""The one Definitions of billops, assembled from each package's assets, checks and jobs."""
+
+import dagster as dg
+
+from assets.dbt import billing_dbt_models
+from assets.reference import reference_snapshots
+from assets.usage import usage
+from orchestration.jobs import close_month_job
+from orchestration.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[reference_snapshots, usage, billing_dbt_models],
+    jobs=[close_month_job],
+    resources=build_resources(),
+)

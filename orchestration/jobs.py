@@ -1,0 +1,12 @@
+"""Jobs: the monthly close materializes every asset of a billing month."""
+
+import dagster as dg
+
+from orchestration.partitions import monthly_partitions
+
+close_month_job = dg.define_asset_job(
+    name="close_month_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=monthly_partitions,
+    description="Ingest, rate and invoice one billing month (billops close --month YYYY-MM).",
+)
