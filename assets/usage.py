@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from assets.ledger import BadFiles, changed_files, describe_files, record_files
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
+from quality.usage_checks import usage_check_specs, usage_is_priced, usage_rows_reconcile
 
 # column → (DuckDB type it is read as, required: a null is bad_schema)
 USAGE_COLUMNS = {
@@ -180,6 +181,7 @@ INSERT INTO audit.redeliveries
     partitions_def=monthly_partitions,
     deps=[dg.AssetKey(["raw", "customers"]), dg.AssetKey(["raw", "price_book"])],
     kinds={"duckdb", "parquet"},
+    check_specs=usage_check_specs,
     description="Accepted usage of the month: raw.usage_month, a typed view over the month's Parquet files less the rows quarantined (audit.quarantine) or re-delivered (audit.redeliveries).",
 )
 def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -219,6 +221,7 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         record_files(con, "usage", files, now)
         per_file = _record_file_loads(con, month, [f.rel for f in files], rows_in_file, now)
         con.execute("COMMIT")
+        checks = [usage_rows_reconcile(con, month), usage_is_priced(con, month)]
         by_reason = dict(
             con.execute(
                 "SELECT reason, count(*) FROM audit.quarantine WHERE source = 'usage' AND file LIKE ? GROUP BY 1 ORDER BY 1",
@@ -236,7 +239,8 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
             **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
             "quarantined_by_reason": dg.MetadataValue.json(by_reason),
             "per_file": dg.MetadataValue.md(_per_file_markdown(per_file)),
-        }
+        },
+        check_results=checks,
     )
 
 

@@ -1,0 +1,1 @@
+"""Data-quality checks and financial controls (controls.md), one module per domain."""
