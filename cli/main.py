@@ -61,5 +61,29 @@ def close(month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM
     console.print(f"[green]close {month} succeeded[/green]")
 
 
+@app.command()
+def generate(
+    month: str = typer.Option(..., "--month", help="Month to generate, YYYY-MM.", callback=_check_month),
+    customers: int = typer.Option(..., "--customers", min=1, help="Size of the customer base."),
+    seed: int = typer.Option(..., "--seed", help="Same seed and customers continue the same business."),
+    anomalies: str = typer.Option("default", "--anomalies", help="default | all | none (synthetic-data.md)."),
+    out: str = typer.Option(None, "--out", help="Landing zone to write; default BILLOPS_LANDING."),
+) -> None:
+    """Write the reference files and MONTH's usage of a synthetic business (synthetic-data.md)."""
+    from pathlib import Path
+
+    from synthetic.generate import generate as generate_month
+
+    if anomalies not in ("default", "all", "none"):
+        raise typer.BadParameter("must be default, all or none", param_hint="--anomalies")
+    target = Path(out).resolve() if out else load_settings().landing
+    summary = generate_month(month, customers, seed, target, anomalies=anomalies, progress=sys.stderr.isatty())
+    console.print(
+        f"generated {month}: {summary['customers']:,} customers, {summary['rows']:,} usage rows in "
+        f"{summary['files']} files ({summary['bytes'] / 1e6:,.1f} MB) in {summary['seconds']:.1f} s → {target}"
+    )
+    console.print(f"anomalies: {summary['anomalies']}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
