@@ -74,7 +74,10 @@ def read_summary(settings: Settings, month: str) -> CloseSummary | None:
     if not settings.warehouse.exists():
         return None
     billing_month = date.fromisoformat(f"{month}-01")
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+    except duckdb.IOException:
+        return None  # another process holds the warehouse; the run's outcome is still reported
     try:
         loads = con.execute(
             """SELECT count(*), coalesce(sum(rows_read), 0), coalesce(sum(accepted), 0),

@@ -14,8 +14,22 @@ if _venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _venv_bin + os.pathsep + os.environ.get("PATH", "")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target="local")
+
+
+def _manifest_is_stale() -> bool:
+    """True when no manifest exists or a dbt source file changed after it was written."""
+    if not dbt_project.manifest_path.exists():
+        return True
+    built = dbt_project.manifest_path.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        sources += (DBT_PROJECT_DIR / folder).rglob("*")
+    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
+
+
 # Under `dagster dev` the manifest is re-parsed at load; elsewhere `make install`
-# (or the first import, when it is missing) prepares it.
+# prepares it, and any process that finds it missing or older than the project
+# re-parses it (~3 s), so assets never stream events for models they do not know.
 dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
+if _manifest_is_stale():
     dbt_project.preparer.prepare(dbt_project)

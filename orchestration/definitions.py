@@ -3,13 +3,15 @@
 import dagster as dg
 
 from assets.dbt import billing_dbt_models
+from assets.payments import payments
 from assets.reference import reference_snapshots
+from assets.tickets import tickets
 from assets.usage import usage
 from orchestration.jobs import close_month_job
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[reference_snapshots, usage, billing_dbt_models],
+    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models],
     jobs=[close_month_job],
     resources=build_resources(),
 )

@@ -2,11 +2,9 @@
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
 
 close_month_job = dg.define_asset_job(
     name="close_month_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=monthly_partitions,
     description="Ingest, rate and invoice one billing month (billops close --month YYYY-MM).",
 )

@@ -1,0 +1,341 @@
+"""JSON-lines ingestion shared by tickets and payments: files → typed view, quarantine, de-duplication.
+
+Tickets (Zendesk) and payments (Stripe) follow the same landing rules, so the
+SQL lives here once and each source is a declaration (`JsonlSource`: folder,
+fields, key, which version wins) plus its own rules (`Rule`).
+
+DuckDB reads the lines (`read_text` + `string_split ... WITH ORDINALITY`), no
+Python loop over lines: each non-blank line is a record numbered by its
+physical line from 1, and a line `json_valid` rejects is quarantined
+`bad_json` while the file's other lines load. A file DuckDB cannot read at all
+(not UTF-8) fails loudly by name and is never half-loaded or ledgered.
+
+These files are small and not month-scoped, so every run reads every file of
+the source: its `audit.quarantine` and `audit.redeliveries` rows are replaced
+whole, and `audit.file_loads` keeps, per (source, billing month), what that
+close read. Re-running gives what one run over all files would.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from assets.ledger import BadFiles, changed_files, describe_files, record_files
+
+# Field type → (JSON types it may arrive as, the cast to the view's type). TIMESTAMP is
+# ISO-8601 text made a naive UTC timestamp; Stripe's Unix seconds stay BIGINT (dbt converts).
+_TYPES = {
+    "VARCHAR": ("('VARCHAR')", "nullif({t}, '')"),
+    "BIGINT": ("('BIGINT', 'UBIGINT')", "try_cast({t} AS BIGINT)"),
+    "BOOLEAN": ("('BOOLEAN')", "try_cast({t} AS BOOLEAN)"),
+    "TIMESTAMP": ("('VARCHAR')", "try_cast({t} AS TIMESTAMPTZ) AT TIME ZONE 'UTC'"),
+    "VARCHAR[]": ("('ARRAY')", "CASE WHEN json_type({v}) = 'ARRAY' THEN json_extract_string({v}, '$[*]') END"),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # column of raw.<source>
+    path: str  # where the record holds it, e.g. '$.via.channel'
+    type: str = "VARCHAR"
+    required: bool = False  # missing, null or '' is bad_schema
+    values: tuple[str, ...] = ()  # the contract's enumeration; anything else is bad_schema
+    nonnegative: bool = False
+    value_sql: str | None = None  # a JSON expression over `doc`, when a path cannot say it
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A contract rule on a well-formed record `t` of raw.<source>_typed: reason when `condition` holds."""
+
+    reason: str
+    condition: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class JsonlSource:
+    name: str  # audit source and raw view name
+    folder: str  # under the landing root
+    fields: tuple[Field, ...]
+    key: str = "id"  # field de-duplicated on
+    newest_by: str | None = None  # the newest version by this field wins; None: the first delivery stands
+
+
+def unknown_customer(column: str) -> Rule:
+    return Rule(
+        "unknown_customer",
+        f"NOT EXISTS (SELECT 1 FROM raw.customers c WHERE c.customer_id = t.{column})",
+        f"'customer ' || t.{column} || ' is not in reference/customers.csv'",
+    )
+
+
+def _lines_sql(landing: Path, files: list[Path]) -> str:
+    if not files:
+        return "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, NULL::VARCHAR AS line WHERE false"
+    file_list = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"""SELECT substr(f.filename, {len(str(landing)) + 2}) AS source_file, l.n AS row_number, rtrim(l.line, chr(13)) AS line
+  FROM read_text([{file_list}]) f, unnest(string_split(f.content, chr(10))) WITH ORDINALITY AS l(line, n)"""
+
+
+def typed_view_sql(source: JsonlSource, landing: Path, files: list[Path]) -> str:
+    """raw.<source>_typed: one row per non-blank line, typed, with why it breaks the schema (if it does)."""
+    values, typed, checks = [], [], []
+    for i, f in enumerate(source.fields):
+        v, j, t = f"_v{i}", f"_j{i}", f"_t{i}"
+        json_types, cast = _TYPES[f.type]
+        values.append(f"{f.value_sql or f'json_extract(doc, {chr(39) + f.path + chr(39)})'} AS {v}")
+        present = f"({j} IS NOT NULL AND {j} <> 'NULL' AND {t} <> '')"
+        ok = f"{j} IN {json_types} AND {cast.format(t=t, v=v)} IS NOT NULL"
+        value = f"CASE WHEN {ok} THEN {cast.format(t=t, v=v)} END"
+        typed.append(f"{value} AS {f.name}")
+        label = f.path.removeprefix("$.")
+        if f.required:
+            checks.append(f"WHEN NOT {present} THEN '{label} is missing or null'")
+        checks.append(f"WHEN {present} AND NOT ({ok}) THEN '{label} is not a {f.type}: ' || left({t}, 60)")
+        if f.values:
+            allowed = ", ".join(f"'{x}'" for x in f.values)
+            checks.append(f"WHEN {value} NOT IN ({allowed}) THEN '{label} ' || {value} || ' is not one of {', '.join(f.values)}'")
+        if f.nonnegative:
+            checks.append(f"WHEN {value} < 0 THEN '{label} is negative: ' || {value}")
+    parts = ",\n    ".join(f"json_type(_v{i}) AS _j{i}, json_extract_string(_v{i}, '$') AS _t{i}" for i in range(len(source.fields)))
+    return f"""
+CREATE OR REPLACE VIEW raw.{source.name}_typed AS
+WITH lines AS (
+  {_lines_sql(landing, files)}
+),
+records AS (
+  SELECT source_file, row_number, line AS raw, CASE WHEN json_valid(line) THEN line::JSON END AS doc
+  FROM lines WHERE trim(line, ' ' || chr(9)) <> ''
+),
+cells AS (
+  SELECT source_file, row_number, raw, doc, json_type(doc) AS doc_type, {', '.join(values)} FROM records
+),
+parts AS (
+  SELECT *, {parts} FROM cells
+)
+SELECT source_file, row_number,
+  {', '.join(typed)},
+  doc IS NULL AS bad_json,
+  json_extract_string(doc, '$.{source.key}') AS record_id,
+  CASE WHEN doc IS NULL THEN NULL
+    WHEN doc_type <> 'OBJECT' THEN 'line is a JSON ' || lower(doc_type) || ', not an object'
+    {' '.join(checks)} END AS schema_error,
+  raw
+FROM parts
+"""
+
+
+def accepted_view_sql(source: JsonlSource) -> str:
+    """raw.<source>, what dbt reads: the typed rows less those quarantined or set aside as other deliveries."""
+    return f"""
+CREATE OR REPLACE VIEW raw.{source.name} AS
+SELECT t.* EXCLUDE (bad_json, record_id, schema_error, raw), f.first_seen_at AS loaded_at
+FROM raw.{source.name}_typed t
+ANTI JOIN (
+  SELECT file, row_number FROM audit.quarantine WHERE source = '{source.name}'
+  UNION ALL
+  SELECT file, row_number FROM audit.redeliveries WHERE source = '{source.name}'
+) r ON r.file = t.source_file AND r.row_number = t.row_number
+LEFT JOIN audit.landed_files f ON f.path = t.source_file
+"""
+
+
+def rejected_sql(source: JsonlSource, rules: list[Rule]) -> str:
+    """Every line breaking the format, the schema or a rule: first failing reason wins, in contract order."""
+    whens = "".join(f" WHEN {r.condition} THEN '{r.reason}'" for r in rules)
+    details = "".join(f" WHEN {r.condition} THEN {r.detail}" for r in rules)
+    return f"""
+CREATE OR REPLACE TEMP TABLE {source.name}_rejected AS
+WITH classified AS (
+  SELECT t.source_file, t.row_number, t.record_id, t.raw,
+    CASE WHEN t.bad_json THEN 'bad_json' WHEN t.schema_error IS NOT NULL THEN 'bad_schema'{whens} END AS reason,
+    CASE WHEN t.bad_json THEN 'line ' || t.row_number || ' is not valid JSON'
+         WHEN t.schema_error IS NOT NULL THEN t.schema_error{details} END AS detail
+  FROM raw.{source.name}_typed t
+)
+SELECT * FROM classified WHERE reason IS NOT NULL
+"""
+
+
+def repeats_sql(source: JsonlSource) -> str:
+    """Every later delivery of a key: a re-delivery (or, newest-wins, a superseded version) or a conflict.
+
+    First-delivery sources order by (file, line) and conflict when content differs. Newest-wins
+    sources order by the version field, newest first; only a same-version, different-content line
+    conflicts, since nothing decides between the two. Rejected lines take no part: a quarantined
+    newest version leaves the previous good one standing.
+    """
+    content = ", ".join(f.name for f in source.fields)
+    version = source.newest_by or "NULL"
+    order = ("version DESC, " if source.newest_by else "") + "source_file, row_number"
+    return f"""
+CREATE OR REPLACE TEMP TABLE {source.name}_repeats AS
+WITH candidates AS (
+  SELECT t.source_file, t.row_number, t.record_id, t.raw, struct_pack({content}) AS content, {version} AS version
+  FROM raw.{source.name}_typed t
+  ANTI JOIN {source.name}_rejected x ON x.source_file = t.source_file AND x.row_number = t.row_number
+),
+ranked AS (
+  SELECT *,
+    row_number() OVER w AS delivery,
+    first_value(source_file) OVER w AS first_file,
+    first_value(row_number) OVER w AS first_row_number,
+    first_value(content) OVER w AS first_content,
+    first_value(version) OVER w AS first_version
+  FROM candidates
+  WINDOW w AS (PARTITION BY record_id ORDER BY {order})
+)
+SELECT source_file, row_number, record_id, raw, first_file, first_row_number,
+       version IS NOT DISTINCT FROM first_version AND content IS DISTINCT FROM first_content AS conflicting
+FROM ranked WHERE delivery > 1
+"""
+
+
+def write_sql(source: JsonlSource) -> list[str]:
+    """Replace the source's audit rows whole (every file is read every run); `?` is the load time."""
+    n = source.name
+    kept = "newest version" if source.newest_by else "first delivery"
+    return [
+        f"DELETE FROM audit.quarantine WHERE source = '{n}'",
+        f"""INSERT INTO audit.quarantine
+  SELECT '{n}', source_file, row_number, record_id, reason, detail, raw, $now FROM {n}_rejected
+  UNION ALL
+  SELECT '{n}', source_file, row_number, record_id, 'conflicting_duplicate',
+         '{source.key} ' || record_id || ': the {kept} in ' || first_file || ' line ' || first_row_number || ' stands; this line differs',
+         raw, $now
+  FROM {n}_repeats WHERE conflicting""",
+        f"DELETE FROM audit.redeliveries WHERE source = '{n}'",
+        f"""INSERT INTO audit.redeliveries
+  SELECT '{n}', source_file, row_number, record_id, first_file, first_row_number, $now FROM {n}_repeats WHERE NOT conflicting""",
+    ]
+
+
+def reconcile_spec(asset_key: dg.AssetKey, name: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(f"{name}_rows_reconcile", asset=asset_key, blocking=True,
+                             description="Per file: lines read = accepted + re-delivered/superseded + quarantined; accepted lines are all visible to dbt.")
+
+
+def rows_reconcile(con: duckdb.DuckDBPyConnection, asset_key: dg.AssetKey, name: str, month: date) -> dg.AssetCheckResult:
+    rows = con.execute(
+        f"""
+        SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0) AS visible
+        FROM audit.file_loads l
+        LEFT JOIN (SELECT source_file, count(*) n FROM raw.{name} GROUP BY 1) v ON v.source_file = l.file
+        WHERE l.source = ? AND l.billing_month = ?
+        """,
+        [name, month],
+    ).fetchall()
+    bad = [r[0] for r in rows if r[1] != r[2] + r[3] + r[4] or r[2] != r[5]]
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=f"{name}_rows_reconcile",
+        passed=not bad,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(bad)} of {len(rows)} files do not reconcile" if bad else f"all {len(rows)} files reconcile",
+        metadata={
+            "files_checked": len(rows),
+            "rows_read": sum(r[1] for r in rows),
+            "rows_visible": sum(r[5] for r in rows),
+            "failing_files": dg.MetadataValue.json(bad[:10]),
+        },
+    )
+
+
+@dataclass
+class Load:
+    """What one source's ingestion did: per-file counts, quarantine by reason, unloadable files, its check."""
+
+    asset_key: dg.AssetKey
+    per_file: list[dict]
+    by_reason: dict[str, int]
+    problems: dict[str, str]
+    check: dg.AssetCheckResult
+
+    def result(self, **extra) -> dg.MaterializeResult:
+        totals = {k: sum(r[k] for r in self.per_file) for k in ("rows_read", "accepted", "redelivered", "quarantined")}
+        lines = ["| file | read | accepted | re-delivered | quarantined |", "|---|---|---|---|---|"]
+        lines += [f"| {r['file']} | {r['rows_read']} | {r['accepted']} | {r['redelivered']} | {r['quarantined']} |" for r in self.per_file]
+        return dg.MaterializeResult(
+            asset_key=self.asset_key,
+            metadata={
+                "files": len(self.per_file),
+                **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
+                "quarantined_by_reason": dg.MetadataValue.json(self.by_reason),
+                "per_file": dg.MetadataValue.md("\n".join(lines)),
+                **extra,
+            },
+            check_results=[self.check],
+        )
+
+
+def _probe(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """Why DuckDB cannot read the file as text at all, or None."""
+    try:
+        con.execute("SELECT sum(length(content)) FROM read_text(?)", [str(path)]).fetchone()  # content: UTF-8 is checked
+        return None
+    except duckdb.Error as exc:
+        return f"unreadable JSON lines ({type(exc).__name__}: {exc})"
+
+
+def ingest(con: duckdb.DuckDBPyConnection, landing: Path, source: JsonlSource, rules: list[Rule],
+           asset_key: dg.AssetKey, month: date) -> Load:
+    """Ledger every file of the source, settle quarantine and duplicates, record per-file counts."""
+    problems: dict[str, str] = {}
+    readable: list[Path] = []
+    for path in sorted((landing / source.folder).glob("*.jsonl")):
+        why = _probe(con, path)
+        if why:
+            problems[path.relative_to(landing).as_posix()] = why
+        else:
+            readable.append(path)
+    files = describe_files(landing, readable)
+    problems |= changed_files(con, files)
+    files = [f for f in files if f.rel not in problems]
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    n = source.name
+    con.execute("BEGIN")
+    con.execute(typed_view_sql(source, landing, [f.path for f in files]))
+    con.execute(accepted_view_sql(source))
+    con.execute(rejected_sql(source, rules))
+    con.execute(repeats_sql(source))
+    for statement in write_sql(source):
+        if "$now" in statement:
+            con.execute(statement, {"now": now})
+        else:
+            con.execute(statement)
+    record_files(con, n, files, now)
+    con.execute("DELETE FROM audit.file_loads WHERE source = ? AND billing_month = ?", [n, month])
+    if files:
+        con.execute(
+            f"""
+            INSERT INTO audit.file_loads
+            SELECT ?, '{n}', f.file, coalesce(t.n, 0), coalesce(t.n, 0) - coalesce(r.n, 0) - coalesce(q.n, 0),
+                   coalesce(r.n, 0), coalesce(q.n, 0), ?
+            FROM (SELECT unnest(?::VARCHAR[]) AS file) f
+            LEFT JOIN (SELECT source_file AS file, count(*) n FROM raw.{n}_typed GROUP BY 1) t USING (file)
+            LEFT JOIN (SELECT file, count(*) n FROM audit.redeliveries WHERE source = '{n}' GROUP BY 1) r USING (file)
+            LEFT JOIN (SELECT file, count(*) n FROM audit.quarantine WHERE source = '{n}' GROUP BY 1) q USING (file)
+            """,
+            [month, now, [f.rel for f in files]],
+        )
+    con.execute("COMMIT")
+    cols = ["file", "rows_read", "accepted", "redelivered", "quarantined"]
+    per_file = [dict(zip(cols, r)) for r in con.execute(
+        f"SELECT {', '.join(cols)} FROM audit.file_loads WHERE source = ? AND billing_month = ? ORDER BY file", [n, month]
+    ).fetchall()]
+    by_reason = dict(con.execute(
+        "SELECT reason, count(*) FROM audit.quarantine WHERE source = ? GROUP BY 1 ORDER BY 1", [n]).fetchall())
+    return Load(asset_key, per_file, by_reason, problems, rows_reconcile(con, asset_key, n, month))
+
+
+def raise_bad_files(context: dg.AssetExecutionContext, source: str, loads: list[Load]) -> None:
+    """After every file that could load did: fail naming the ones that could not (the month is incomplete)."""
+    problems = {rel: why for load in loads for rel, why in load.problems.items()}
+    for rel, why in problems.items():
+        context.log.error(f"{source} file not loaded: {rel}: {why}")
+    if problems:
+        raise BadFiles(source, problems)

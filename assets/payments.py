@@ -1,0 +1,114 @@
+"""Stripe payments: payments/{charges,refunds,disputes}/*.jsonl → raw.charges, raw.refunds, raw.disputes.
+
+One multi-asset because the three are settled in order on one connection:
+refunds and disputes are judged against the charges just accepted. Amounts
+stay integer cents and times Unix seconds, as Stripe sends them; dbt staging
+converts them once (macros cents_to_dollars, unix_to_utc).
+
+Rules beyond the shared ones (assets/jsonl.py: bad_json, bad_schema, the first
+delivery of a Stripe id stands, an identical re-delivery is counted in
+audit.redeliveries, a different one is `conflicting_duplicate`):
+- charge: `customer` not in reference/customers.csv → `unknown_customer`;
+  no `metadata.invoice_number`, or one not in `marts.invoices` → `unknown_invoice`.
+  Payments answer invoices of earlier closes, so marts.invoices is read as
+  those closes left it, not declared as an upstream asset (that would make a
+  cycle once invoices take their paid status from charges). On the very first
+  close marts.invoices does not exist: then only the missing-number half of
+  the rule applies (metadata `invoice_rule` says so).
+- refund, dispute: a `charge` that is not an accepted charge (never landed, or
+  quarantined) leaves the payment naming no invoice we issued → `unknown_invoice`.
+"""
+
+import dagster as dg
+
+from assets.jsonl import Field, JsonlSource, Rule, ingest, raise_bad_files, reconcile_spec, unknown_customer
+from orchestration.partitions import monthly_partitions
+from orchestration.resources import WarehouseResource
+
+KEYS = {name: dg.AssetKey(["raw", name]) for name in ("charges", "refunds", "disputes")}
+
+
+def _stripe(name: str, folder: str, *fields: Field) -> JsonlSource:
+    return JsonlSource(name=name, folder=f"payments/{folder}", fields=(
+        Field("id", "$.id", required=True),
+        Field("object", "$.object", required=True, values=(folder.removesuffix("s"),)),
+        Field("amount", "$.amount", "BIGINT", required=True, nonnegative=True),
+        *fields,
+    ))
+
+
+CHARGES = _stripe(
+    "charges", "charges",
+    Field("amount_refunded", "$.amount_refunded", "BIGINT", nonnegative=True),
+    Field("currency", "$.currency", required=True),
+    Field("customer_id", "$.customer", required=True),
+    Field("created", "$.created", "BIGINT", required=True),
+    Field("status", "$.status", required=True, values=("succeeded", "failed", "pending")),
+    Field("paid", "$.paid", "BOOLEAN"),
+    Field("failure_code", "$.failure_code"),
+    Field("failure_message", "$.failure_message"),
+    Field("refunded", "$.refunded", "BOOLEAN"),
+    Field("invoice_number", "$.metadata.invoice_number"),
+)
+REFUNDS = _stripe(
+    "refunds", "refunds",
+    Field("charge_id", "$.charge", required=True),
+    Field("created", "$.created", "BIGINT", required=True),
+    Field("currency", "$.currency", required=True),
+    Field("reason", "$.reason", values=("duplicate", "fraudulent", "requested_by_customer")),
+    Field("status", "$.status", required=True, values=("succeeded", "pending", "failed", "canceled")),
+    Field("work_item_id", "$.metadata.work_item_id"),
+)
+DISPUTES = _stripe(
+    "disputes", "disputes",
+    Field("charge_id", "$.charge", required=True),
+    Field("created", "$.created", "BIGINT", required=True),
+    Field("currency", "$.currency"),
+    Field("reason", "$.reason"),
+    Field("status", "$.status", required=True,
+          values=("warning_needs_response", "needs_response", "under_review", "won", "lost")),
+)
+
+NO_INVOICE_NUMBER = Rule("unknown_invoice", "t.invoice_number IS NULL", "'charge names no invoice (metadata.invoice_number is empty)'")
+INVOICE_NOT_ISSUED = Rule(
+    "unknown_invoice",
+    "NOT EXISTS (SELECT 1 FROM marts.invoices i WHERE i.invoice_number = t.invoice_number)",
+    "'invoice ' || t.invoice_number || ' is not in marts.invoices'",
+)
+CHARGE_NOT_ACCEPTED = Rule(
+    "unknown_invoice",
+    "NOT EXISTS (SELECT 1 FROM raw.charges c WHERE c.id = t.charge_id)",
+    "'charge ' || t.charge_id || ' is not an accepted charge (never landed, or quarantined): it names no invoice we issued'",
+)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(key, group_name="landing", deps=[dg.AssetKey(["raw", "customers"])], kinds={"duckdb", "json"},
+                     description=f"Stripe {name}, first delivery of each id: raw.{name}, a typed view over every "
+                                 f"payments/{name}/*.jsonl less the lines quarantined or re-delivered.")
+        for name, key in KEYS.items()
+    ],
+    check_specs=[reconcile_spec(key, name) for name, key in KEYS.items()],
+    partitions_def=monthly_partitions,
+)
+def payments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Ingest every charge, then refund and dispute file: ledger, quarantine, de-duplicate by Stripe id."""
+    month = context.partition_time_window.start.date()
+    landing = warehouse.landing_path
+    with warehouse.connect() as con:
+        invoices_exist = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'invoices'"
+        ).fetchone()[0] > 0
+        charge_rules = [unknown_customer("customer_id"), NO_INVOICE_NUMBER] + ([INVOICE_NOT_ISSUED] if invoices_exist else [])
+        loads = [
+            ingest(con, landing, CHARGES, charge_rules, KEYS["charges"], month),
+            ingest(con, landing, REFUNDS, [CHARGE_NOT_ACCEPTED], KEYS["refunds"], month),
+            ingest(con, landing, DISPUTES, [CHARGE_NOT_ACCEPTED], KEYS["disputes"], month),
+        ]
+    if not invoices_exist:
+        context.log.warning("marts.invoices does not exist yet (first close): charges are not checked against issued invoices")
+    raise_bad_files(context, "payments", loads)
+    invoice_rule = "marts.invoices" if invoices_exist else "skipped: marts.invoices does not exist yet (first close)"
+    for load in loads:
+        yield load.result(**({"invoice_rule": invoice_rule} if load.asset_key == KEYS["charges"] else {}))

@@ -1,0 +1,13 @@
+-- Stripe disputes of accepted charges (assets/payments.py); cents → DECIMAL(18,2) USD, Unix seconds → UTC.
+select
+    id as dispute_id,
+    charge_id,
+    {{ cents_to_dollars('amount') }} as amount,
+    upper(currency) as currency,
+    reason,
+    status,
+    {{ unix_to_utc('created') }} as created_at,
+    source_file,
+    row_number,
+    loaded_at
+from {{ source('landing_events', 'disputes') }}

@@ -1,0 +1,26 @@
+-- Support tickets, the newest version of each (settled at ingestion, assets/tickets.py),
+-- Zendesk's nesting already flattened there; times are UTC.
+select
+    id as ticket_id,
+    created_at,
+    updated_at,
+    status,
+    channel,
+    requester_id,
+    customer_id,
+    assignee_id,
+    group_id,
+    subject,
+    tags,
+    invoice_number,
+    satisfaction_score,
+    reply_time_calendar_minutes,
+    reply_time_business_minutes,
+    full_resolution_calendar_minutes,
+    agent_work_calendar_minutes,
+    solved_at,
+    reopens,
+    source_file,
+    row_number,
+    loaded_at
+from {{ source('landing_events', 'tickets') }}
