@@ -43,7 +43,8 @@ class BillopsTranslator(DagsterDbtTranslator):
     manifest=dbt_project.manifest_path,
     partitions_def=monthly_partitions,
     dagster_dbt_translator=BillopsTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    # One month per run, like the ingestion assets: a backfill closes months in order.
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
 )
 def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Rate the month: staging → intermediate → marts, with the dbt data tests as asset checks."""

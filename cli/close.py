@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 
@@ -23,6 +25,7 @@ telemetry:
 class CloseOutcome:
     success: bool
     run_id: str
+    log_file: Path
     failures: list[str] = field(default_factory=list)
 
 
@@ -41,8 +44,18 @@ def run_close(settings: Settings, month: str) -> CloseOutcome:
 
     prepare_instance(settings)
     job = defs.resolve_job_def("close_month_job")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=f"{month}-01", instance=instance, raise_on_error=False)
+    # dbt's own output (written to stdout by dagster-dbt) goes to a log file; the
+    # same lines are kept per step in the instance for the UI.
+    log_file = settings.dagster_home / "logs" / f"close-{month}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance, log_file.open("w") as log, redirect_stdout(log):
+        result = job.execute_in_process(
+            partition_key=f"{month}-01",
+            instance=instance,
+            raise_on_error=False,
+            # The full event log is in the instance (dagster dev); the terminal gets warnings and errors.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
         failures = []
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":
@@ -54,7 +67,7 @@ def run_close(settings: Settings, month: str) -> CloseOutcome:
                 evaluation = event.event_specific_data
                 if not evaluation.passed and str(evaluation.severity.value) == "ERROR":
                     failures.append(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed")
-        return CloseOutcome(success=result.success, run_id=result.run_id, failures=failures)
+        return CloseOutcome(success=result.success, run_id=result.run_id, log_file=log_file, failures=failures)
 
 
 @dataclass
@@ -65,6 +78,7 @@ class CloseSummary:
     redelivered: int
     quarantined: int
     quarantined_by_reason: dict[str, int]
+    other_sources: list[tuple]
     invoices: int
     total_invoiced: Decimal
 
@@ -91,6 +105,11 @@ def read_summary(settings: Settings, month: str) -> CloseSummary | None:
                 [f"usage/dt={month}-%"],
             ).fetchall()
         )
+        others = con.execute(
+            """SELECT source, count(*), sum(rows_read), sum(accepted), sum(redelivered), sum(quarantined)
+               FROM audit.file_loads WHERE billing_month = ? AND source <> 'usage' GROUP BY 1 ORDER BY 1""",
+            [billing_month],
+        ).fetchall()
         try:
             invoices, total = con.execute(
                 "SELECT count(*), coalesce(sum(total), 0) FROM marts.invoices WHERE billing_month = ?", [billing_month]
@@ -101,4 +120,4 @@ def read_summary(settings: Settings, month: str) -> CloseSummary | None:
         return None
     finally:
         con.close()
-    return CloseSummary(*loads, quarantined_by_reason=reasons, invoices=invoices, total_invoiced=Decimal(total))
+    return CloseSummary(*loads, quarantined_by_reason=reasons, other_sources=others, invoices=invoices, total_invoiced=Decimal(total))

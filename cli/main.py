@@ -49,10 +49,12 @@ def close(month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM
         table.add_row("quarantined", f"{summary.quarantined:,}")
         for reason, count in summary.quarantined_by_reason.items():
             table.add_row(f"  {reason}", f"{count:,}")
+        for source, files, read, accepted, duplicate, bad in summary.other_sources:
+            table.add_row(f"{source} ({files} files)", f"read {read:,} · accepted {accepted:,} · duplicate {duplicate:,} · quarantined {bad:,}")
         table.add_row("invoices", f"{summary.invoices:,}")
         table.add_row("total invoiced (USD)", f"{summary.total_invoiced:,.2f}")
         console.print(table)
-    console.print(f"Dagster run {outcome.run_id} in {settings.dagster_home}")
+    console.print(f"Dagster run {outcome.run_id} in {settings.dagster_home}; dbt log {outcome.log_file}")
     if not outcome.success:
         err_console.print(f"[red]close {month} failed[/red]; the month is not complete:")
         for failure in outcome.failures or ["the run failed (see the Dagster UI)"]:

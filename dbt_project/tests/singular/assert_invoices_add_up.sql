@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'invoices'}}}) }}
 -- Control C1 on the month being closed: subtotal = Σ lines, taxable = subtotal − credits,
 -- total = taxable + tax, and credits never exceed the subtotal (C6).
 with lines as (
