@@ -20,12 +20,26 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(BIN)/pytest -q
 
+# The demo business: 1,000 customers; September closed, October simulated, generated and closed.
+DEMO := data/demo
+DEMO_ENV := BILLOPS_LANDING=$(DEMO)/landing BILLOPS_WAREHOUSE=$(DEMO)/warehouse.duckdb DAGSTER_HOME=$(CURDIR)/$(DEMO)/dagster
 demo: install
-	BILLOPS_LANDING=tests/fixtures/case-basic-2026-10/landing BILLOPS_WAREHOUSE=data/demo.duckdb $(BIN)/billops close --month 2026-10
-	@echo "Open the UI on this run:  DAGSTER_HOME=$(DAGSTER_HOME) BILLOPS_WAREHOUSE=data/demo.duckdb $(BIN)/dagster dev"
+	rm -rf $(DEMO)
+	$(DEMO_ENV) $(BIN)/billops generate --month 2026-09 --customers 1000 --seed 7
+	$(DEMO_ENV) $(BIN)/billops close --month 2026-09
+	$(DEMO_ENV) $(BIN)/billops simulate --month 2026-10 --seed 7
+	$(DEMO_ENV) $(BIN)/billops generate --month 2026-10 --customers 1000 --seed 7
+	$(DEMO_ENV) $(BIN)/billops close --month 2026-10
+	@echo
+	@echo "Open the UI on this warehouse and its runs:"
+	@echo "  $(DEMO_ENV) $(BIN)/dagster dev"
 
 dev: install
 	$(BIN)/dagster dev
 
 clean:
 	rm -rf $(VENV) data .dagster dbt_project/target dbt_project/logs
+
+BENCH_CUSTOMERS ?= 10000
+bench: install
+	BENCH_CUSTOMERS=$(BENCH_CUSTOMERS) $(BIN)/python bench/run.py

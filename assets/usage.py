@@ -17,6 +17,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.ledger import BadFiles, changed_files, describe_files, record_files
@@ -57,7 +59,9 @@ def usage_view_sql(landing: Path, files: list[Path], columns_present: set[str]) 
         cols = ", ".join(f"NULL::{t} AS {c}" for c, (t, _) in USAGE_COLUMNS.items())
         return (
             "CREATE OR REPLACE VIEW raw.usage_month_typed AS SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
-            f"{cols}, NULL::VARCHAR AS schema_error, NULL::VARCHAR AS raw WHERE false"
+            f"{cols}, NULL::VARCHAR AS schema_error, "
+            + ", ".join(f"NULL::VARCHAR AS src_{c}" for c in USAGE_COLUMNS)
+            + " WHERE false"
         )
     prefix = len(str(landing)) + 2
     source = {c: (c if c in columns_present else "NULL::VARCHAR") for c in USAGE_COLUMNS}
@@ -71,7 +75,7 @@ def usage_view_sql(landing: Path, files: list[Path], columns_present: set[str]) 
         if required:
             checks.append(f"WHEN {c} IS NULL THEN '{c} is null'")
         checks.append(f"WHEN {c} IS NOT NULL AND try_cast({c} AS {t}) IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
-    raw = ", ".join(f"{c} := {source[c]}" for c in USAGE_COLUMNS)
+    originals = ",\n  ".join(f"{source[c]} AS src_{c}" for c in USAGE_COLUMNS)
     file_list = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
     return f"""
 CREATE OR REPLACE VIEW raw.usage_month_typed AS
@@ -80,14 +84,15 @@ SELECT
   file_row_number + 1 AS row_number,
   {typed},
   CASE {' '.join(checks)} END AS schema_error,
-  to_json(struct_pack({raw}))::VARCHAR AS raw
+  -- the values as landed, for quarantine's raw column (turned into JSON only for rejected rows)
+  {originals}
 FROM read_parquet([{file_list}], filename = true, file_row_number = true, union_by_name = true)
 """
 
 
 ACCEPTED_VIEW_SQL = """
 CREATE OR REPLACE VIEW raw.usage_month AS
-SELECT u.* EXCLUDE (schema_error, raw), f.first_seen_at AS loaded_at
+SELECT u.* EXCLUDE (schema_error, {originals}), f.first_seen_at AS loaded_at
 FROM raw.usage_month_typed u
 ANTI JOIN (
   SELECT file, row_number FROM audit.quarantine WHERE source = 'usage'
@@ -95,63 +100,76 @@ ANTI JOIN (
   SELECT file, row_number FROM audit.redeliveries WHERE source = 'usage'
 ) r ON r.file = u.source_file AND r.row_number = u.row_number
 LEFT JOIN audit.landed_files f ON f.path = u.source_file
+""".format(originals=", ".join(f"src_{c}" for c in USAGE_COLUMNS))
+
+KEYS_SQL = """
+-- One pass, few groups: the customers and (SKU, day) pairs the month's rows name.
+CREATE OR REPLACE TEMP TABLE usage_keys AS
+SELECT customer_id, sku, start_time::DATE AS day
+FROM raw.usage_month_typed
+WHERE schema_error IS NULL
+GROUP BY GROUPING SETS ((customer_id), (sku, day));
+CREATE OR REPLACE TEMP TABLE usage_unknown_customers AS
+SELECT customer_id FROM usage_keys
+WHERE sku IS NULL AND customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM raw.customers);
+CREATE OR REPLACE TEMP TABLE usage_unpriced AS
+SELECT k.sku, k.day FROM usage_keys k
+WHERE k.customer_id IS NULL AND k.sku IS NOT NULL AND NOT EXISTS (
+  SELECT 1 FROM raw.price_book p
+  WHERE p.sku = k.sku AND try_cast(p.effective_from AS DATE) <= k.day
+    AND (p.effective_to IS NULL OR k.day < try_cast(p.effective_to AS DATE))
+)
 """
 
-REJECTED_SQL = """
-CREATE OR REPLACE TEMP TABLE usage_rejected AS
-WITH price_days AS (
-  SELECT DISTINCT p.sku, d::DATE AS day
-  FROM raw.price_book p, range($start::TIMESTAMP, $end::TIMESTAMP, INTERVAL 1 DAY) r(d)
-  WHERE try_cast(p.effective_from AS DATE) <= d::DATE
-    AND (p.effective_to IS NULL OR d::DATE < try_cast(p.effective_to AS DATE))
-),
-customers AS (SELECT DISTINCT customer_id FROM raw.customers),
-classified AS (
-  SELECT u.source_file, u.row_number, u.event_id, u.raw,
-    CASE
-      WHEN u.schema_error IS NOT NULL THEN 'bad_schema'
-      WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP THEN 'outside_month'
-      WHEN u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'bad_interval'
-      WHEN u.quantity < 0 THEN 'negative_quantity'
-      WHEN c.customer_id IS NULL THEN 'unknown_customer'
-      WHEN pd.sku IS NULL THEN 'no_price'
-    END AS reason,
-    CASE
-      WHEN u.schema_error IS NOT NULL THEN u.schema_error
-      WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP
-        THEN 'start_time ' || u.start_time::VARCHAR || ' is outside the folder''s month ' || strftime($start::TIMESTAMP, '%Y-%m')
-      WHEN u.end_time <= u.start_time THEN 'end_time ' || u.end_time::VARCHAR || ' is not after start_time ' || u.start_time::VARCHAR
-      WHEN u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'interval of ' || (u.end_time - u.start_time)::VARCHAR || ' is longer than one hour'
-      WHEN u.quantity < 0 THEN 'quantity ' || u.quantity::VARCHAR || ' is negative'
-      WHEN c.customer_id IS NULL THEN 'customer ' || u.customer_id || ' is not in reference/customers.csv'
-      WHEN pd.sku IS NULL THEN 'no price row of sku ' || u.sku || ' in effect on ' || u.start_time::DATE::VARCHAR
-    END AS detail
-  FROM raw.usage_month_typed u
-  LEFT JOIN customers c ON c.customer_id = u.customer_id
-  LEFT JOIN price_days pd ON pd.sku = u.sku AND pd.day = u.start_time::DATE
-)
-SELECT * FROM classified WHERE reason IS NOT NULL
-"""
+FLAGGED_SQL = """
+-- One pass: every row that breaks a rule, and every row whose event_id hash repeats.
+-- Checks against customers and prices use the small sets KEYS_SQL found, so the
+-- 200M-row scan never probes the full customer table.
+CREATE OR REPLACE TEMP TABLE usage_flagged AS
+SELECT u.source_file, u.row_number, u.event_id,
+  to_json(struct_pack({raw}))::VARCHAR AS raw,
+  struct_pack(u.customer_id, u.resource_id, u.sku, u.region, u.start_time, u.end_time, u.quantity) AS content,
+  CASE
+    WHEN u.schema_error IS NOT NULL THEN 'bad_schema'
+    WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP THEN 'outside_month'
+    WHEN u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'bad_interval'
+    WHEN u.quantity < 0 THEN 'negative_quantity'
+    WHEN u.customer_id IN (SELECT customer_id FROM usage_unknown_customers) THEN 'unknown_customer'
+    WHEN np.sku IS NOT NULL THEN 'no_price'
+  END AS reason,
+  CASE
+    WHEN u.schema_error IS NOT NULL THEN u.schema_error
+    WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP
+      THEN 'start_time ' || u.start_time::VARCHAR || ' is outside the folder''s month ' || strftime($start::TIMESTAMP, '%Y-%m')
+    WHEN u.end_time <= u.start_time THEN 'end_time ' || u.end_time::VARCHAR || ' is not after start_time ' || u.start_time::VARCHAR
+    WHEN u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'interval of ' || (u.end_time - u.start_time)::VARCHAR || ' is longer than one hour'
+    WHEN u.quantity < 0 THEN 'quantity ' || u.quantity::VARCHAR || ' is negative'
+    WHEN u.customer_id IN (SELECT customer_id FROM usage_unknown_customers)
+      THEN 'customer ' || u.customer_id || ' is not in reference/customers.csv'
+    WHEN np.sku IS NOT NULL THEN 'no price row of sku ' || u.sku || ' in effect on ' || u.start_time::DATE::VARCHAR
+  END AS detail
+FROM raw.usage_month_typed u
+LEFT JOIN usage_unpriced np ON np.sku = u.sku AND np.day = u.start_time::DATE
+WHERE u.schema_error IS NOT NULL
+   OR u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP
+   OR u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR
+   OR u.quantity < 0
+   OR u.customer_id IN (SELECT customer_id FROM usage_unknown_customers)
+   OR np.sku IS NOT NULL
+   OR hash(u.event_id, reverse(u.event_id)) IN (SELECT h FROM usage_repeated_hashes)
+""".replace("{raw}", ", ".join(f"{c} := u.src_{c}" for c in USAGE_COLUMNS))
 
 REPEATS_SQL = """
+-- Settle the candidates exactly by event_id, in (folder, file name, row) order, among valid rows.
 CREATE OR REPLACE TEMP TABLE usage_repeats AS
-WITH repeated AS (
-  SELECT hash(event_id) AS h FROM raw.usage_month_typed WHERE event_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1
-),
-candidates AS (
-  SELECT u.source_file, u.row_number, u.event_id, u.raw,
-         struct_pack(u.customer_id, u.resource_id, u.sku, u.region, u.start_time, u.end_time, u.quantity) AS content
-  FROM raw.usage_month_typed u
-  SEMI JOIN repeated r ON hash(u.event_id) = r.h
-  ANTI JOIN usage_rejected x ON x.source_file = u.source_file AND x.row_number = u.row_number
-),
-ranked AS (
+WITH ranked AS (
   SELECT *,
     row_number() OVER w AS delivery,
     first_value(source_file) OVER w AS first_file,
     first_value(row_number) OVER w AS first_row_number,
     first_value(content) OVER w AS first_content
-  FROM candidates
+  FROM usage_flagged
+  WHERE reason IS NULL
   WINDOW w AS (PARTITION BY event_id ORDER BY source_file, row_number)
 )
 SELECT source_file, row_number, event_id, raw, first_file, first_row_number,
@@ -159,10 +177,29 @@ SELECT source_file, row_number, event_id, raw, first_file, first_row_number,
 FROM ranked WHERE delivery > 1
 """
 
+
+def repeated_event_hashes(con) -> "pa.Table":
+    """The 64-bit hashes of event_id that occur more than once, found by sorting, not grouping.
+
+    Grouping 200M distinct keys costs 10+ GB; fetching the hashes as one
+    uint64 array and sorting it takes ~6 s and 2 GiB. Hash collisions only add
+    candidates: REPEATS_SQL settles them exactly by event_id. DuckDB's plain
+    `hash(event_id)` collided for ~2% of 200M generated ids that share long
+    prefixes (5M false candidates); mixing in the reversed id brought that to 0.
+    """
+    hashes = con.execute(
+        "SELECT hash(event_id, reverse(event_id)) AS h FROM raw.usage_month_typed WHERE event_id IS NOT NULL"
+    ).fetchnumpy()["h"]
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    return pa.table({"h": pa.array(repeated, type=pa.uint64())})
+
+
 WRITE_SQL = """
 DELETE FROM audit.quarantine WHERE source = 'usage' AND file LIKE $prefix;
 INSERT INTO audit.quarantine
-  SELECT 'usage', source_file, row_number, event_id, reason, detail, raw, $now FROM usage_rejected
+  SELECT 'usage', source_file, row_number, event_id, reason, detail, raw, $now FROM usage_flagged WHERE reason IS NOT NULL
   UNION ALL
   SELECT 'usage', source_file, row_number, event_id, 'conflicting_duplicate',
          'event_id ' || event_id || ' first delivered in ' || first_file || ' row ' || first_row_number || ' with different content',
@@ -213,7 +250,11 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         con.execute("BEGIN")
         con.execute(usage_view_sql(landing, [f.path for f in files], columns_present))
         con.execute(ACCEPTED_VIEW_SQL)
-        con.execute(REJECTED_SQL, params)
+        for statement in KEYS_SQL.split(";"):
+            con.execute(statement)
+        repeated = repeated_event_hashes(con)  # noqa: F841 - scanned by name below
+        con.execute("CREATE OR REPLACE TEMP TABLE usage_repeated_hashes AS SELECT h FROM repeated")
+        con.execute(FLAGGED_SQL, params)
         con.execute(REPEATS_SQL)
         for statement in WRITE_SQL.split(";"):
             if statement.strip():

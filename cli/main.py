@@ -87,5 +87,24 @@ def generate(
     console.print(f"anomalies: {summary['anomalies']}")
 
 
+@app.command()
+def simulate(
+    month: str = typer.Option(..., "--month", help="Month to simulate, YYYY-MM.", callback=_check_month),
+    seed: int = typer.Option(..., "--seed", help="Same seed and warehouse give the same files."),
+) -> None:
+    """Write MONTH's payments and tickets, answering the invoices issued for the month before."""
+    from synthetic.simulate import simulate as simulate_month
+
+    settings = load_settings()
+    try:
+        summary = simulate_month(month, seed, settings.landing, settings.warehouse, progress=sys.stderr.isatty())
+    except ValueError as exc:
+        err_console.print(f"[red]simulate {month} failed:[/red] {exc}")
+        raise typer.Exit(1)
+    counts = ", ".join(f"{k} {v:,}" for k, v in summary.get("files", {}).items())
+    console.print(f"simulated {month}: {counts} → {settings.landing}")
+    console.print(f"anomalies: {summary.get('anomalies', {})}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

@@ -428,6 +428,24 @@ def _write_csv(path: pathlib.Path, header: list[str], rows) -> int:
     return path.stat().st_size
 
 
+def _reapply_price_corrections(out: pathlib.Path, price_book: pathlib.Path) -> None:
+    """Keep the price corrections `simulate` landed (upstream state, recorded in the manifest).
+
+    The price book is rewritten as it stands at the end of each generated month;
+    a correction simulate made for an earlier month is part of that history, so
+    it is applied again, in the order it was made (idempotent per correction).
+    """
+    from synthetic.simulate import _correct_price
+
+    manifest = out / "_truth" / "anomalies.jsonl"
+    if not manifest.exists():
+        return
+    for line in manifest.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("anomaly") == "price_correction":
+            _correct_price(price_book, entry["sku"], entry["effective_from"], entry["effective_to"])
+
+
 def _price_book(mo: int) -> list[list[str]]:
     """All price rows effective before the end of month ``mo``.
 
@@ -833,6 +851,7 @@ def generate(month: str, customers: int, seed: int, out: pathlib.Path, anomalies
                          ["customer_id", "name", "email", "country", "region", "tax_id", "created_at",
                           "closed_at", "payment_method"], cust_rows)
     nbytes += _write_csv(ref / "price_book.csv", PRICE_COLUMNS, _price_book(mo))
+    _reapply_price_corrections(out, ref / "price_book.csv")
     nbytes += _write_csv(ref / "tax_rates.csv",
                          ["country", "region", "tax_name", "rate", "reverse_charge", "effective_from",
                           "effective_to"], [list(t) + [TAX_FROM, ""] for t in TAX_RATES])
