@@ -91,6 +91,7 @@ CHARGE_NOT_ACCEPTED = Rule(
     ],
     check_specs=[reconcile_spec(key, name) for name, key in KEYS.items()],
     partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
 )
 def payments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Ingest every charge, then refund and dispute file: ledger, quarantine, de-duplicate by Stripe id."""

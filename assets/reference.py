@@ -40,6 +40,7 @@ def _header(path) -> list[str]:
         for name in REFERENCE_COLUMNS
     ],
     partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
 )
 def reference_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Load the four reference snapshots and record the hash of each one this month's close used."""

@@ -64,6 +64,7 @@ TICKETS = JsonlSource(
     key=TICKETS_KEY,
     group_name="landing",
     partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
     deps=[dg.AssetKey(["raw", "customers"])],
     kinds={"duckdb", "json"},
     check_specs=[reconcile_spec(TICKETS_KEY, "tickets")],

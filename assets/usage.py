@@ -216,6 +216,7 @@ INSERT INTO audit.redeliveries
     key=["raw", "usage"],
     group_name="landing",
     partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
     deps=[dg.AssetKey(["raw", "customers"]), dg.AssetKey(["raw", "price_book"])],
     kinds={"duckdb", "parquet"},
     check_specs=usage_check_specs,
