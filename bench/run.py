@@ -54,7 +54,7 @@ def main() -> None:
     }
     print(f"bench: {customers:,} customers, month {month}, in {root}", flush=True)
     generate = run_measured([str(BILLOPS), "generate", "--month", month, "--customers", str(customers), "--seed", "7"], env)
-    print(generate["output"].strip().splitlines()[-2], flush=True)
+    print(" ".join(generate["output"].split("anomalies:")[0].split()), flush=True)
     close = run_measured([str(BILLOPS), "close", "--month", month], env)
     run_id = re.search(r"Dagster run ([0-9a-f-]{36})", close["output"]).group(1)
     rows = int(re.search(r"records read\s*│\s*([\d,]+)", close["output"]).group(1).replace(",", ""))
