@@ -24,6 +24,7 @@ import dagster as dg
 import duckdb
 
 from assets.ledger import BadFiles, changed_files, describe_files, record_files
+from quality.ingestion_checks import rows_reconcile
 
 # Field type → (JSON types it may arrive as, the cast to the view's type). TIMESTAMP is
 # ISO-8601 text made a naive UTC timestamp; Stripe's Unix seconds stay BIGINT (dbt converts).
@@ -214,37 +215,6 @@ def write_sql(source: JsonlSource) -> list[str]:
     ]
 
 
-def reconcile_spec(asset_key: dg.AssetKey, name: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(f"{name}_rows_reconcile", asset=asset_key, blocking=True,
-                             description="Per file: lines read = accepted + re-delivered/superseded + quarantined; accepted lines are all visible to dbt.")
-
-
-def rows_reconcile(con: duckdb.DuckDBPyConnection, asset_key: dg.AssetKey, name: str, month: date) -> dg.AssetCheckResult:
-    rows = con.execute(
-        f"""
-        SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0) AS visible
-        FROM audit.file_loads l
-        LEFT JOIN (SELECT source_file, count(*) n FROM raw.{name} GROUP BY 1) v ON v.source_file = l.file
-        WHERE l.source = ? AND l.billing_month = ?
-        """,
-        [name, month],
-    ).fetchall()
-    bad = [r[0] for r in rows if r[1] != r[2] + r[3] + r[4] or r[2] != r[5]]
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name=f"{name}_rows_reconcile",
-        passed=not bad,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(bad)} of {len(rows)} files do not reconcile" if bad else f"all {len(rows)} files reconcile",
-        metadata={
-            "files_checked": len(rows),
-            "rows_read": sum(r[1] for r in rows),
-            "rows_visible": sum(r[5] for r in rows),
-            "failing_files": dg.MetadataValue.json(bad[:10]),
-        },
-    )
-
-
 @dataclass
 class Load:
     """What one source's ingestion did: per-file counts, quarantine by reason, unloadable files, its check."""
@@ -329,7 +299,7 @@ def ingest(con: duckdb.DuckDBPyConnection, landing: Path, source: JsonlSource, r
     ).fetchall()]
     by_reason = dict(con.execute(
         "SELECT reason, count(*) FROM audit.quarantine WHERE source = ? GROUP BY 1 ORDER BY 1", [n]).fetchall())
-    return Load(asset_key, per_file, by_reason, problems, rows_reconcile(con, asset_key, n, month))
+    return Load(asset_key, per_file, by_reason, problems, rows_reconcile(con, asset_key, n, f"raw.{n}", month))
 
 
 def raise_bad_files(context: dg.AssetExecutionContext, source: str, loads: list[Load]) -> None:

@@ -21,9 +21,10 @@ audit.redeliveries, a different one is `conflicting_duplicate`):
 
 import dagster as dg
 
-from assets.jsonl import Field, JsonlSource, Rule, ingest, raise_bad_files, reconcile_spec, unknown_customer
+from assets.jsonl import Field, JsonlSource, Rule, ingest, raise_bad_files, unknown_customer
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
+from quality.ingestion_checks import reconcile_spec
 
 KEYS = {name: dg.AssetKey(["raw", name]) for name in ("charges", "refunds", "disputes")}
 

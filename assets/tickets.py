@@ -20,9 +20,10 @@ organization not in reference/customers.csv is `unknown_customer`.
 
 import dagster as dg
 
-from assets.jsonl import Field, JsonlSource, ingest, raise_bad_files, reconcile_spec, unknown_customer
+from assets.jsonl import Field, JsonlSource, ingest, raise_bad_files, unknown_customer
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
+from quality.ingestion_checks import reconcile_spec
 
 TICKETS_KEY = dg.AssetKey(["raw", "tickets"])
 

@@ -1,7 +1,6 @@
 """Checks on the month's ingested usage, evaluated by the usage asset as it loads.
 
-- usage_rows_reconcile: for every file, read = accepted + re-delivered +
-  quarantined, and the accepted count is what the accepted view really holds.
+- usage_rows_reconcile: the per-file reconciliation of quality/ingestion_checks.py.
 - usage_is_priced (control C9, blocking): no usage of the month quarantined as
   `no_price`; such usage is not billable, so the month cannot be issued.
 """
@@ -11,39 +10,19 @@ from datetime import date
 import dagster as dg
 import duckdb
 
+from quality.ingestion_checks import reconcile_spec, rows_reconcile
+
 USAGE_KEY = dg.AssetKey(["raw", "usage"])
 
 usage_check_specs = [
-    dg.AssetCheckSpec("usage_rows_reconcile", asset=USAGE_KEY, blocking=True,
-                      description="Per file: rows read = accepted + re-delivered + quarantined; accepted rows are all visible to dbt."),
+    reconcile_spec(USAGE_KEY, "usage"),
     dg.AssetCheckSpec("usage_is_priced", asset=USAGE_KEY, blocking=True,
                       description="C9: no usage of the month quarantined with reason no_price."),
 ]
 
 
 def usage_rows_reconcile(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetCheckResult:
-    rows = con.execute(
-        """
-        SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0) AS visible
-        FROM audit.file_loads l
-        LEFT JOIN (SELECT source_file, count(*) n FROM raw.usage_month GROUP BY 1) v ON v.source_file = l.file
-        WHERE l.source = 'usage' AND l.billing_month = ?
-        """,
-        [month],
-    ).fetchall()
-    bad = [r[0] for r in rows if r[1] != r[2] + r[3] + r[4] or r[2] != r[5]]
-    return dg.AssetCheckResult(
-        check_name="usage_rows_reconcile",
-        passed=not bad,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(bad)} of {len(rows)} files do not reconcile" if bad else f"all {len(rows)} files reconcile",
-        metadata={
-            "files_checked": len(rows),
-            "rows_read": sum(r[1] for r in rows),
-            "rows_visible": sum(r[5] for r in rows),
-            "failing_files": dg.MetadataValue.json(bad[:10]),
-        },
-    )
+    return rows_reconcile(con, USAGE_KEY, "usage", "raw.usage_month", month)
 
 
 def usage_is_priced(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetCheckResult:

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from synthetic.manifest import replace_step_lines
+
 HOUR = 3600
 DAY = 86400
 UTC = dt.timezone.utc
@@ -1001,29 +1003,7 @@ def generate(month: str, customers: int, seed: int, out: pathlib.Path, anomalies
             nbytes += p.stat().st_size
 
     # ---- manifest (idempotent per generate+month; other lines kept)
-    truth = out / "_truth"
-    truth.mkdir(parents=True, exist_ok=True)
-    mpath = truth / "anomalies.jsonl"
-    kept: list[str] = []
-    if mpath.exists():
-        for line in mpath.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                o = json.loads(line)
-            except ValueError:
-                kept.append(line)
-                continue
-            if not (o.get("step") == "generate" and o.get("month") == month):
-                kept.append(line)
-    tmp = mpath.with_name(mpath.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for line in kept:
-            f.write(line + "\n")
-    os.replace(tmp, mpath)
-    with open(mpath, "a", encoding="utf-8") as f:
-        for line in manifest:
-            f.write(line + "\n")
+    replace_step_lines(out, "generate", month, manifest)
     return {
         "month": month,
         "seed": seed,

@@ -49,6 +49,7 @@ import duckdb
 import numpy as np
 
 from synthetic.generate import PRICE_COLUMNS
+from synthetic.manifest import replace_step_lines
 
 UTC = dt.timezone.utc
 HOUR = 3600
@@ -701,22 +702,7 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
         for key, lines in (("charges", charge_lines), ("refunds", refund_lines), ("disputes", dispute_lines),
                            ("tickets", ticket_lines)):
             counts[files[key]] = _write_lines(landing / files[key], lines)
-        truth = landing / "_truth"
-        truth.mkdir(parents=True, exist_ok=True)
-        mpath = truth / "anomalies.jsonl"
-        kept: list[str] = []
-        if mpath.exists():
-            for line in mpath.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    o = json.loads(line)
-                except ValueError:
-                    kept.append(line)
-                    continue
-                if not (isinstance(o, dict) and o.get("step") == STEP and o.get("month") == month):
-                    kept.append(line)
-        _write_lines(mpath, kept + [json.dumps({"step": STEP, "month": month, **e}) for e in manifest])
+        replace_step_lines(landing, STEP, month, [json.dumps({"step": STEP, "month": month, **e}) for e in manifest])
         advance("done")
     finally:
         if prog is not None:

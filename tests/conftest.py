@@ -17,10 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "fixtures" / "case-basic-2026-10"
 BILLOPS = Path(sys.executable).parent / "billops"
 
+# The contract's usage schema (landing-contract.md), written independently of the generator.
 USAGE_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -33,6 +35,7 @@ USAGE_SCHEMA = pa.schema(
         ("quantity", pa.decimal128(18, 6)),
     ]
 )
+
 
 
 @dataclass

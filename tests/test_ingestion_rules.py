@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from tests.conftest import assert_closes_to_golden
+from tests.conftest import USAGE_SCHEMA, assert_closes_to_golden
 
 UTC = timezone.utc
 
@@ -85,7 +85,7 @@ def test_bad_rows_leave_the_invoices_untouched(golden):
 
 def test_mistyped_column_is_bad_schema_per_row(golden):
     schema = pa.schema([f if f.name != "quantity" else pa.field("quantity", pa.string()) for f in
-                        __import__("tests.conftest", fromlist=["USAGE_SCHEMA"]).USAGE_SCHEMA])
+                        USAGE_SCHEMA])
     rows = [{**_row("typed-1"), "quantity": "lots"}, {**_row("typed-2"), "quantity": "0.5"}]
     golden.write_usage("usage/dt=2026-10-22/part-9-strings.parquet", rows, schema=schema)
     assert golden.close("2026-10").returncode == 0

@@ -15,24 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import USAGE_SCHEMA  # the contract's schema, independent of the generator
+
 from synthetic.generate import generate
 
 MONTH = "2026-10"
 SEED = 11
 N = 20
 
-USAGE_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("customer_id", pa.string()),
-        ("resource_id", pa.string()),
-        ("sku", pa.string()),
-        ("region", pa.string()),
-        ("start_time", pa.timestamp("us", tz="UTC")),
-        ("end_time", pa.timestamp("us", tz="UTC")),
-        ("quantity", pa.decimal128(18, 6)),
-    ]
-)
 HEADERS = {
     "customers.csv": ["customer_id", "name", "email", "country", "region", "tax_id", "created_at",
                       "closed_at", "payment_method"],
