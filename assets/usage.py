@@ -102,29 +102,20 @@ ANTI JOIN (
 LEFT JOIN audit.landed_files f ON f.path = u.source_file
 """.format(originals=", ".join(f"src_{c}" for c in USAGE_COLUMNS))
 
-KEYS_SQL = """
--- One pass, few groups: the customers and (SKU, day) pairs the month's rows name.
-CREATE OR REPLACE TEMP TABLE usage_keys AS
-SELECT customer_id, sku, start_time::DATE AS day
-FROM raw.usage_month_typed
-WHERE schema_error IS NULL
-GROUP BY GROUPING SETS ((customer_id), (sku, day));
-CREATE OR REPLACE TEMP TABLE usage_unknown_customers AS
-SELECT customer_id FROM usage_keys
-WHERE sku IS NULL AND customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM raw.customers);
-CREATE OR REPLACE TEMP TABLE usage_unpriced AS
-SELECT k.sku, k.day FROM usage_keys k
-WHERE k.customer_id IS NULL AND k.sku IS NOT NULL AND NOT EXISTS (
-  SELECT 1 FROM raw.price_book p
-  WHERE p.sku = k.sku AND try_cast(p.effective_from AS DATE) <= k.day
-    AND (p.effective_to IS NULL OR k.day < try_cast(p.effective_to AS DATE))
-)
+LOOKUPS_SQL = """
+-- Small lookup tables for the flagging pass: known customers, and the (SKU, day) pairs
+-- of the month that have a price row in effect.
+CREATE OR REPLACE TEMP TABLE usage_known_customers AS SELECT DISTINCT customer_id FROM raw.customers;
+CREATE OR REPLACE TEMP TABLE usage_priced_days AS
+SELECT DISTINCT p.sku, d::DATE AS day
+FROM raw.price_book p, range($start::TIMESTAMP, $end::TIMESTAMP, INTERVAL 1 DAY) r(d)
+WHERE try_cast(p.effective_from AS DATE) <= d::DATE
+  AND (p.effective_to IS NULL OR d::DATE < try_cast(p.effective_to AS DATE))
 """
 
 FLAGGED_SQL = """
 -- One pass: every row that breaks a rule, and every row whose event_id hash repeats.
--- Checks against customers and prices use the small sets KEYS_SQL found, so the
--- 200M-row scan never probes the full customer table.
+-- Only those rows reach the projection, so the raw JSON is built for them alone.
 CREATE OR REPLACE TEMP TABLE usage_flagged AS
 SELECT u.source_file, u.row_number, u.event_id,
   to_json(struct_pack({raw}))::VARCHAR AS raw,
@@ -134,8 +125,8 @@ SELECT u.source_file, u.row_number, u.event_id,
     WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP THEN 'outside_month'
     WHEN u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'bad_interval'
     WHEN u.quantity < 0 THEN 'negative_quantity'
-    WHEN u.customer_id IN (SELECT customer_id FROM usage_unknown_customers) THEN 'unknown_customer'
-    WHEN np.sku IS NOT NULL THEN 'no_price'
+    WHEN kc.customer_id IS NULL THEN 'unknown_customer'
+    WHEN pd.sku IS NULL THEN 'no_price'
   END AS reason,
   CASE
     WHEN u.schema_error IS NOT NULL THEN u.schema_error
@@ -144,18 +135,19 @@ SELECT u.source_file, u.row_number, u.event_id,
     WHEN u.end_time <= u.start_time THEN 'end_time ' || u.end_time::VARCHAR || ' is not after start_time ' || u.start_time::VARCHAR
     WHEN u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'interval of ' || (u.end_time - u.start_time)::VARCHAR || ' is longer than one hour'
     WHEN u.quantity < 0 THEN 'quantity ' || u.quantity::VARCHAR || ' is negative'
-    WHEN u.customer_id IN (SELECT customer_id FROM usage_unknown_customers)
+    WHEN kc.customer_id IS NULL
       THEN 'customer ' || u.customer_id || ' is not in reference/customers.csv'
-    WHEN np.sku IS NOT NULL THEN 'no price row of sku ' || u.sku || ' in effect on ' || u.start_time::DATE::VARCHAR
+    WHEN pd.sku IS NULL THEN 'no price row of sku ' || u.sku || ' in effect on ' || u.start_time::DATE::VARCHAR
   END AS detail
 FROM raw.usage_month_typed u
-LEFT JOIN usage_unpriced np ON np.sku = u.sku AND np.day = u.start_time::DATE
+LEFT JOIN usage_known_customers kc ON kc.customer_id = u.customer_id
+LEFT JOIN usage_priced_days pd ON pd.sku = u.sku AND pd.day = u.start_time::DATE
 WHERE u.schema_error IS NOT NULL
    OR u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP
    OR u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR
    OR u.quantity < 0
-   OR u.customer_id IN (SELECT customer_id FROM usage_unknown_customers)
-   OR np.sku IS NOT NULL
+   OR kc.customer_id IS NULL
+   OR pd.sku IS NULL
    OR hash(u.event_id, reverse(u.event_id)) IN (SELECT h FROM usage_repeated_hashes)
 """.replace("{raw}", ", ".join(f"{c} := u.src_{c}" for c in USAGE_COLUMNS))
 
@@ -251,8 +243,8 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         con.execute("BEGIN")
         con.execute(usage_view_sql(landing, [f.path for f in files], columns_present))
         con.execute(ACCEPTED_VIEW_SQL)
-        for statement in KEYS_SQL.split(";"):
-            con.execute(statement)
+        for statement in LOOKUPS_SQL.split(";"):
+            con.execute(statement, params if "$start" in statement else None)
         repeated = repeated_event_hashes(con)  # noqa: F841 - scanned by name below
         con.execute("CREATE OR REPLACE TEMP TABLE usage_repeated_hashes AS SELECT h FROM repeated")
         con.execute(FLAGGED_SQL, params)
