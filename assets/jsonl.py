@@ -24,6 +24,7 @@ import dagster as dg
 import duckdb
 
 from assets.ledger import BadFiles, changed_files, describe_files, record_files
+from assets.warehouse import accepted_view_sql
 from quality.ingestion_checks import rows_reconcile
 
 # Field type → (JSON types it may arrive as, the cast to the view's type). TIMESTAMP is
@@ -127,21 +128,6 @@ SELECT source_file, row_number,
     {' '.join(checks)} END AS schema_error,
   raw
 FROM parts
-"""
-
-
-def accepted_view_sql(source: JsonlSource) -> str:
-    """raw.<source>, what dbt reads: the typed rows less those quarantined or set aside as other deliveries."""
-    return f"""
-CREATE OR REPLACE VIEW raw.{source.name} AS
-SELECT t.* EXCLUDE (bad_json, record_id, schema_error, raw), f.first_seen_at AS loaded_at
-FROM raw.{source.name}_typed t
-ANTI JOIN (
-  SELECT file, row_number FROM audit.quarantine WHERE source = '{source.name}'
-  UNION ALL
-  SELECT file, row_number FROM audit.redeliveries WHERE source = '{source.name}'
-) r ON r.file = t.source_file AND r.row_number = t.row_number
-LEFT JOIN audit.landed_files f ON f.path = t.source_file
 """
 
 
@@ -269,7 +255,8 @@ def ingest(con: duckdb.DuckDBPyConnection, landing: Path, source: JsonlSource, r
     n = source.name
     con.execute("BEGIN")
     con.execute(typed_view_sql(source, landing, [f.path for f in files]))
-    con.execute(accepted_view_sql(source))
+    con.execute(accepted_view_sql(f"raw.{source.name}", f"raw.{source.name}_typed", source.name,
+                                  ["bad_json", "record_id", "schema_error", "raw"]))
     con.execute(rejected_sql(source, rules))
     con.execute(repeats_sql(source))
     for statement in write_sql(source):

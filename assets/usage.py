@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.ledger import BadFiles, changed_files, describe_files, record_files
+from assets.warehouse import accepted_view_sql
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from quality.usage_checks import usage_check_specs, usage_is_priced, usage_rows_reconcile
@@ -90,17 +91,9 @@ FROM read_parquet([{file_list}], filename = true, file_row_number = true, union_
 """
 
 
-ACCEPTED_VIEW_SQL = """
-CREATE OR REPLACE VIEW raw.usage_month AS
-SELECT u.* EXCLUDE (schema_error, {originals}), f.first_seen_at AS loaded_at
-FROM raw.usage_month_typed u
-ANTI JOIN (
-  SELECT file, row_number FROM audit.quarantine WHERE source = 'usage'
-  UNION ALL
-  SELECT file, row_number FROM audit.redeliveries WHERE source = 'usage'
-) r ON r.file = u.source_file AND r.row_number = u.row_number
-LEFT JOIN audit.landed_files f ON f.path = u.source_file
-""".format(originals=", ".join(f"src_{c}" for c in USAGE_COLUMNS))
+ACCEPTED_VIEW_SQL = accepted_view_sql(
+    "raw.usage_month", "raw.usage_month_typed", "usage", ["schema_error", *(f"src_{c}" for c in USAGE_COLUMNS)]
+)
 
 LOOKUPS_SQL = """
 -- Small lookup tables for the flagging pass: known customers, and the (SKU, day) pairs
