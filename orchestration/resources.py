@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
-from assets.warehouse import bootstrap
+from warehouse.schema import bootstrap
 from orchestration.dbt_project import dbt_project
 from orchestration.settings import load_settings
 

@@ -1,0 +1,34 @@
+"""The landing zone's layout (landing-contract.md, "Landing zone layout"), said once."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+# reference/<name>.csv → its columns, in the contract's order (the header must match exactly).
+REFERENCE_COLUMNS: dict[str, list[str]] = {
+    "customers": ["customer_id", "name", "email", "country", "region", "tax_id", "created_at", "closed_at",
+                  "payment_method"],
+    "price_book": ["sku", "product", "description", "model", "unit", "unit_price", "monthly_cap", "cap_hours",
+                   "included_transfer_gib", "tiers", "effective_from", "effective_to"],
+    "tax_rates": ["country", "region", "tax_name", "rate", "reverse_charge", "effective_from", "effective_to"],
+    "credit_grants": ["grant_id", "customer_id", "amount", "kind", "granted_at", "expires_at", "reason"],
+}
+
+PRICING_MODELS = ("hourly_capped", "unit", "transfer", "graduated", "flat_monthly")
+
+
+def usage_month_prefix(month: date | str) -> str:
+    """SQL LIKE pattern of every usage file of a billing month, relative to the landing root."""
+    text = month if isinstance(month, str) else f"{month:%Y-%m}"
+    return f"usage/dt={text[:7]}-%"
+
+
+def usage_month_files(landing: Path, month: date) -> list[Path]:
+    """The month's usage files in (folder, file name) order: the order that decides the first delivery."""
+    return sorted((landing / "usage").glob(f"dt={month:%Y-%m}-[0-3][0-9]/*.parquet"))
+
+
+def sql_path_list(paths: list[Path]) -> str:
+    """Paths as a DuckDB list literal of quoted strings (a quote inside a name is doubled)."""
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"

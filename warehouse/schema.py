@@ -1,0 +1,171 @@
+"""Tables Python owns in the warehouse (dbt owns staging, intermediate and marts).
+
+- `audit.landed_files`: the file ledger, every landed file once (path, size, sha256, first seen).
+- `audit.quarantine`, `audit.redeliveries`, `audit.file_loads`: what ingestion rejected, dropped as
+  re-delivered, and read per file. The reason codes are the contract's fixed list, enforced here.
+- `audit.reference_snapshots`: the hash of every reference snapshot a close used.
+- `audit.issued_*`: the frozen, append-only copy of every issued month (billing-rules.md §6);
+  `audit.restatements`: differences found when an issued month is recomputed.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# landing-contract.md, audit.quarantine: the fixed reason codes (a new one needs a line in docs/decisions.md).
+QUARANTINE_REASONS = (
+    "bad_schema",
+    "bad_json",
+    "bad_interval",
+    "negative_quantity",
+    "unknown_customer",
+    "unknown_invoice",
+    "outside_month",
+    "conflicting_duplicate",
+    "no_price",
+)
+
+_REASON_LIST = ", ".join(f"'{r}'" for r in QUARANTINE_REASONS)
+
+INVOICE_COLUMNS = """
+    invoice_number  VARCHAR NOT NULL,
+    customer_id     VARCHAR NOT NULL,
+    billing_month   DATE NOT NULL,
+    issue_date      DATE NOT NULL,
+    due_date        DATE NOT NULL,
+    currency        VARCHAR NOT NULL,
+    subtotal        DECIMAL(18,2) NOT NULL,
+    credits_applied DECIMAL(18,2) NOT NULL,
+    taxable_amount  DECIMAL(18,2) NOT NULL,
+    tax_name        VARCHAR,
+    tax_rate        DECIMAL(9,6) NOT NULL,
+    tax_amount      DECIMAL(18,2) NOT NULL,
+    total           DECIMAL(18,2) NOT NULL,
+    reverse_charge  BOOLEAN NOT NULL"""
+
+INVOICE_LINE_COLUMNS = """
+    invoice_number VARCHAR NOT NULL,
+    line_number    INTEGER NOT NULL,
+    customer_id    VARCHAR NOT NULL,
+    billing_month  DATE NOT NULL,
+    sku            VARCHAR NOT NULL,
+    product        VARCHAR,
+    resource_id    VARCHAR,
+    description    VARCHAR,
+    quantity       DECIMAL(18,6) NOT NULL,
+    unit           VARCHAR,
+    unit_price     DECIMAL(18,8),
+    amount         DECIMAL(18,2) NOT NULL"""
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS audit;
+CREATE TABLE IF NOT EXISTS audit.landed_files (
+    source        VARCHAR NOT NULL,
+    path          VARCHAR NOT NULL PRIMARY KEY,   -- relative to the landing root
+    size_bytes    BIGINT NOT NULL,
+    sha256        VARCHAR NOT NULL,
+    first_seen_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.quarantine (
+    source     VARCHAR NOT NULL,
+    file       VARCHAR NOT NULL,
+    row_number BIGINT NOT NULL,
+    record_id  VARCHAR,
+    reason     VARCHAR NOT NULL CHECK (reason IN ({_REASON_LIST})),
+    detail     VARCHAR,
+    raw        VARCHAR,
+    loaded_at  TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.redeliveries (
+    source            VARCHAR NOT NULL,
+    file              VARCHAR NOT NULL,
+    row_number        BIGINT NOT NULL,
+    record_id         VARCHAR NOT NULL,
+    first_file        VARCHAR NOT NULL,
+    first_row_number  BIGINT NOT NULL,
+    loaded_at         TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.file_loads (
+    billing_month  DATE NOT NULL,
+    source         VARCHAR NOT NULL,
+    file           VARCHAR NOT NULL,
+    rows_read      BIGINT NOT NULL,
+    accepted       BIGINT NOT NULL,
+    redelivered    BIGINT NOT NULL,
+    quarantined    BIGINT NOT NULL,
+    loaded_at      TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.reference_snapshots (
+    billing_month DATE NOT NULL,
+    file          VARCHAR NOT NULL,
+    size_bytes    BIGINT NOT NULL,
+    sha256        VARCHAR NOT NULL,
+    rows          BIGINT NOT NULL,
+    loaded_at     TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.issued_months (
+    billing_month  DATE NOT NULL PRIMARY KEY,
+    invoices       BIGINT NOT NULL,
+    lines          BIGINT NOT NULL,
+    total          DECIMAL(18,2) NOT NULL,
+    content_sha256 VARCHAR NOT NULL,   -- of the issued invoices and lines, for C10
+    issued_at      TIMESTAMP NOT NULL,
+    run_id         VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit.issued_invoices ({INVOICE_COLUMNS},
+    issued_at TIMESTAMP NOT NULL,
+    run_id    VARCHAR NOT NULL,
+    PRIMARY KEY (invoice_number)
+);
+CREATE TABLE IF NOT EXISTS audit.issued_invoice_lines ({INVOICE_LINE_COLUMNS},
+    issued_at TIMESTAMP NOT NULL,
+    run_id    VARCHAR NOT NULL,
+    PRIMARY KEY (invoice_number, line_number)
+);
+CREATE TABLE IF NOT EXISTS audit.issued_credit_ledger (
+    billing_month   DATE NOT NULL,
+    grant_id        VARCHAR NOT NULL,
+    customer_id     VARCHAR NOT NULL,
+    granted_amount  DECIMAL(18,2) NOT NULL,
+    opening_balance DECIMAL(18,2) NOT NULL,
+    applied         DECIMAL(18,2) NOT NULL,
+    closing_balance DECIMAL(18,2) NOT NULL,
+    issued_at       TIMESTAMP NOT NULL,
+    run_id          VARCHAR NOT NULL,
+    PRIMARY KEY (billing_month, grant_id)
+);
+CREATE TABLE IF NOT EXISTS audit.issued_price_book (
+    billing_month DATE NOT NULL,   -- the price rows in effect when the month was issued (restatement causes)
+    sku VARCHAR, product VARCHAR, description VARCHAR, model VARCHAR, unit VARCHAR, unit_price VARCHAR,
+    monthly_cap VARCHAR, cap_hours VARCHAR, included_transfer_gib VARCHAR, tiers VARCHAR,
+    effective_from VARCHAR, effective_to VARCHAR
+);
+CREATE TABLE IF NOT EXISTS audit.restatements (
+    billing_month    DATE NOT NULL,
+    customer_id      VARCHAR NOT NULL,
+    invoice_number   VARCHAR,
+    issued_total     DECIMAL(18,2) NOT NULL,
+    recomputed_total DECIMAL(18,2) NOT NULL,
+    difference       DECIMAL(18,2) NOT NULL,
+    cause            VARCHAR NOT NULL,
+    detected_at      TIMESTAMP NOT NULL,
+    run_id           VARCHAR NOT NULL
+);
+"""
+
+
+def bootstrap(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw and audit schemas and Python-owned tables if they are missing."""
+    con.execute(DDL)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """True when schema.table exists, as a table or a view."""
+    return con.execute(
+        "SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t",
+        {"s": schema, "t": table},
+    ).fetchone()[0] or con.execute(
+        "SELECT count(*) > 0 FROM duckdb_views() WHERE schema_name = $s AND view_name = $t",
+        {"s": schema, "t": table},
+    ).fetchone()[0]
