@@ -9,10 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.settings import export_settings, load_settings
+from workitems.cli import workitems_app
 
 app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 console = Console()
 err_console = Console(stderr=True)
+app.add_typer(workitems_app, name="workitems")
 
 
 @app.callback()

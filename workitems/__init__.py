@@ -1,0 +1,1 @@
+"""The billing team's work-item queue (work-items.md)."""

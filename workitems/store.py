@@ -1,0 +1,430 @@
+"""The work-item queue in the operational store (work-items.md): raise, decide, close, audit.
+
+The queue lives in `warehouse.ops_store` (SQLite in WAL mode by default, any
+SQLAlchemy URL in BILLOPS_QUEUE_URL) and not in DuckDB, because a close holds
+the warehouse's single write lock for minutes while the team keeps deciding.
+Every change is one transaction that first locks the item (BEGIN IMMEDIATE on
+SQLite, SELECT ... FOR UPDATE elsewhere) and moves its status with a
+conditional UPDATE, so two people approving at once never lose an approval.
+
+Four eyes: an item with `requires_approval` is approved by two different
+people; the first approval is recorded (event `approval_recorded`) and the
+item stays `open`; the second, by someone else, makes it `approved`.
+`decided_by` is the person whose decision settled the item; every approver
+is in the audit trail (`work_item_events`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import IntegrityError
+
+from warehouse.ops_store import ops_engine
+
+KINDS = ("refund", "credit_note", "payment_extension")
+RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_extension": ("E1",)}
+STATUSES = ("open", "approved", "declined", "done")
+DECIDED = ("approved", "declined", "done")
+APPROVAL_THRESHOLD = Decimal("100.00")  # work-items.md: refunds and credit notes over $100 need four eyes
+WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
+WEBHOOK_TIMEOUT_SECONDS = 3.0  # a sensor tick must finish well inside Dagster's 60 s
+
+# marts.work_items, in the landing contract's order.
+COLUMNS = (
+    "work_item_id", "kind", "rule", "customer_id", "invoice_number", "charge_id", "ticket_id", "amount",
+    "proposed_due_date", "reason", "evidence", "status", "requires_approval", "created_at", "decided_at",
+    "decided_by", "dedup_key",
+)
+
+
+class Money(sa.types.TypeDecorator):
+    """DECIMAL(18,2) where the database has it; a decimal string on SQLite, whose NUMERIC is a float."""
+
+    impl = sa.Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # noqa: ANN001 - SQLAlchemy dialect
+        return dialect.type_descriptor(sa.String(24) if dialect.name == "sqlite" else sa.Numeric(18, 2, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001
+        if value is None:
+            return None
+        cents = Decimal(value).quantize(Decimal("0.01"))
+        return str(cents) if dialect.name == "sqlite" else cents
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001
+        return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+metadata = sa.MetaData()
+
+work_items = sa.Table(
+    "work_items", metadata,
+    sa.Column("work_item_id", sa.String(16), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(8), nullable=False),
+    sa.Column("customer_id", sa.String(64)),
+    sa.Column("invoice_number", sa.String(64)),
+    sa.Column("charge_id", sa.String(64)),
+    sa.Column("ticket_id", sa.String(64)),
+    sa.Column("amount", Money()),
+    sa.Column("proposed_due_date", sa.Date()),
+    sa.Column("reason", sa.Text()),
+    sa.Column("evidence", sa.Text(), nullable=False),  # JSON text: portable, and mirrored as DuckDB JSON
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requires_approval", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),  # UTC
+    sa.Column("decided_at", sa.DateTime()),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("dedup_key", sa.String(256), nullable=False, unique=True),
+    sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="work_items_status"),
+)
+
+# Numbers the items WI-000001, WI-000002, ... : an autoincrement key is safe under concurrent raisers
+# on every backend, unlike MAX()+1.
+work_item_numbers = sa.Table(
+    "work_item_numbers", metadata,
+    sa.Column("number", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("dedup_key", sa.String(256), nullable=False, unique=True),
+)
+
+work_item_events = sa.Table(
+    "work_item_events", metadata,
+    sa.Column("event_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("work_item_id", sa.String(16), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(), nullable=False),  # UTC
+    sa.Column("action", sa.String(32), nullable=False),  # created approval_recorded approved declined done webhook_*
+    sa.Column("by", sa.String(128), nullable=False),  # the --by name (or the sensor that raised it)
+    sa.Column("os_user", sa.String(128), nullable=False),  # BILLOPS_ACTOR, else the OS user running the command
+    sa.Column("note", sa.Text()),  # the reason given, or what happened
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16)),
+)
+
+
+class Refused(Exception):
+    """A change the queue's rules forbid; the message says why, for the person who asked."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    work_item_id: str
+    status: str
+    approvals: tuple[str, ...]
+    message: str
+
+
+def queue_engine(url: str | None = None) -> Engine:
+    """The ops store's engine with the queue's tables; SQLite transactions take the write lock up front.
+
+    pysqlite opens a transaction lazily at the first write, so a read-then-write transaction can
+    fail with SQLITE_BUSY when another writer slipped in between; BEGIN IMMEDIATE serialises
+    writers instead (busy_timeout makes them wait), which is the locking the four-eyes count needs.
+    """
+    engine = ops_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _driver_autocommit(dbapi_connection, _record):  # noqa: ANN001
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection):  # noqa: ANN001
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+    except sa.exc.DatabaseError:  # another process created the tables between the check and the CREATE
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+    return engine
+
+
+def os_actor() -> str:
+    """Who is really running this: BILLOPS_ACTOR where a deployment sets it, else the OS user."""
+    actor = os.environ.get("BILLOPS_ACTOR", "").strip()
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - a container without a passwd entry still records something
+        return "unknown"
+
+
+def dedup_key_for(kind: str, rule: str, invoice_number: str | None, charge_id: str | None = None,
+                  ticket_id: str | None = None) -> str:
+    """work-items.md: kind + rule + invoice + charge or ticket."""
+    return ":".join([kind, rule, invoice_number or "-", charge_id or ticket_id or "-"])
+
+
+def requires_approval_for(kind: str, amount: Decimal | None) -> bool:
+    """Refunds and credit notes over $100 need two approvers."""
+    return kind in ("refund", "credit_note") and amount is not None and amount > APPROVAL_THRESHOLD
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable in evidence")
+
+
+def _checked_item(item: Mapping) -> dict:
+    """The row to insert, with the contract's rules applied; ValueError names what is wrong."""
+    kind, rule = item.get("kind"), item.get("rule")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if rule not in RULES[kind]:
+        raise ValueError(f"rule {rule!r} does not raise a {kind} (allowed: {', '.join(RULES[kind])})")
+    amount = item.get("amount")
+    if isinstance(amount, float):
+        raise TypeError("amount must be a Decimal or a decimal string, never a float")
+    if amount is not None:
+        amount = Decimal(str(amount))
+        if amount != amount.quantize(Decimal("0.01")) or amount <= 0:
+            raise ValueError(f"amount must be positive with at most two decimals, not {amount}")
+    if kind != "payment_extension" and amount is None:
+        raise ValueError(f"a {kind} needs an amount")
+    due = item.get("proposed_due_date")
+    if isinstance(due, str):
+        due = date.fromisoformat(due)
+    dedup_key = item.get("dedup_key") or dedup_key_for(
+        kind, rule, item.get("invoice_number"), item.get("charge_id"), item.get("ticket_id"))
+    requires = item.get("requires_approval")
+    return {
+        "kind": kind, "rule": rule, "customer_id": item.get("customer_id"),
+        "invoice_number": item.get("invoice_number"), "charge_id": item.get("charge_id"),
+        "ticket_id": item.get("ticket_id"), "amount": amount, "proposed_due_date": due,
+        "reason": item.get("reason"),
+        "evidence": json.dumps(item.get("evidence") or {}, sort_keys=True, default=_json_default),
+        "status": "open",
+        "requires_approval": requires_approval_for(kind, amount) if requires is None else bool(requires),
+        "dedup_key": dedup_key,
+    }
+
+
+def _existing_id(conn: Connection, dedup_key: str) -> str | None:
+    return conn.execute(sa.select(work_items.c.work_item_id).where(work_items.c.dedup_key == dedup_key)).scalar()
+
+
+def _event(conn: Connection, work_item_id: str, action: str, by: str, note: str | None = None,
+           from_status: str | None = None, to_status: str | None = None) -> None:
+    conn.execute(work_item_events.insert().values(
+        work_item_id=work_item_id, at=_now(), action=action, by=by, os_user=os_actor(), note=note,
+        from_status=from_status, to_status=to_status))
+
+
+def _insert(conn: Connection, item: Mapping, raised_by: str) -> tuple[str, bool]:
+    row = _checked_item(item)
+    existing = _existing_id(conn, row["dedup_key"])
+    if existing:  # raised before, whatever its status: a decided item is never reopened
+        return existing, False
+    number = conn.execute(work_item_numbers.insert().values(dedup_key=row["dedup_key"])).inserted_primary_key[0]
+    work_item_id = f"WI-{number:06d}"
+    created_at = _now()
+    conn.execute(work_items.insert().values(work_item_id=work_item_id, created_at=created_at, **row))
+    _event(conn, work_item_id, "created", raised_by, row["reason"], None, "open")
+    return work_item_id, True
+
+
+def raise_items(engine: Engine, items: Iterable[Mapping], raised_by: str = "sensor") -> list[tuple[str, bool]]:
+    """Write items in one transaction (durable on return), then post the webhook for the new ones.
+
+    Idempotent through `dedup_key`: an item already in the queue returns (its id, False) untouched.
+    A sensor advances its cursor only after this returns.
+    """
+    items = list(items)
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                results = [_insert(conn, item, raised_by) for item in items]
+            break
+        except IntegrityError:  # a concurrent raiser wrote one of these keys first: re-read, now a no-op
+            if attempt == 2:
+                raise
+    notify_new_items(engine, [work_item_id for work_item_id, created in results if created])
+    return results
+
+
+def raise_item(target: Engine | Connection, item: Mapping, raised_by: str = "sensor") -> tuple[str, bool]:
+    """Raise one item; returns (work_item_id, created). On an Engine it commits and posts the webhook;
+    on a Connection it writes inside the caller's transaction, who calls `notify_new_items` after commit."""
+    if isinstance(target, Connection):
+        return _insert(target, item, raised_by)
+    return raise_items(target, [item], raised_by)[0]
+
+
+def notify_new_items(engine: Engine, work_item_ids: list[str]) -> None:
+    """POST each new item to BILLOPS_WORKITEM_WEBHOOK_URL, if set; the outcome goes into the audit trail.
+
+    Runs after the items are committed, so a failing webhook never loses an item.
+    """
+    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    if not url or not work_item_ids:
+        return
+    import httpx
+
+    with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
+        for work_item_id in work_item_ids:
+            item = get_item(engine, work_item_id)
+            try:
+                response = client.post(url, json=as_json_row(item))
+                ok, note = response.is_success, f"POST {url}: HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                ok, note = False, f"POST {url}: {type(exc).__name__}: {exc}"
+            with engine.begin() as conn:
+                _event(conn, work_item_id, "webhook_sent" if ok else "webhook_failed", "webhook", note)
+
+
+def as_json_row(item: Mapping) -> dict:
+    """A marts.work_items row as JSON: amounts as strings with two decimals, dates ISO (timestamps UTC, `Z`),
+    evidence an object."""
+    row = {column: item[column] for column in COLUMNS}
+    row["amount"] = None if row["amount"] is None else f"{row['amount']:.2f}"
+    for column in ("proposed_due_date", "created_at", "decided_at"):
+        value = row[column]
+        row[column] = None if value is None else (
+            value.isoformat(timespec="seconds") + "Z" if isinstance(value, datetime) else value.isoformat())
+    row["evidence"] = json.loads(row["evidence"]) if isinstance(row["evidence"], str) else row["evidence"]
+    return row
+
+
+def list_items(engine: Engine, status: str | None = None, kind: str | None = None) -> list[dict]:
+    """Items in the order they were raised, optionally of one status and/or kind."""
+    query = sa.select(work_items).order_by(work_items.c.created_at, work_items.c.work_item_id)
+    if status:
+        query = query.where(work_items.c.status == status)
+    if kind:
+        query = query.where(work_items.c.kind == kind)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def approvals_by_item(engine: Engine) -> dict[str, tuple[str, ...]]:
+    """Who approved each item so far, in one query (for listings)."""
+    query = (sa.select(work_item_events.c.work_item_id, work_item_events.c.by)
+             .where(work_item_events.c.action.in_(("approval_recorded", "approved")))
+             .order_by(work_item_events.c.event_id))
+    approvals: dict[str, tuple[str, ...]] = {}
+    with engine.connect() as conn:
+        for work_item_id, by in conn.execute(query):
+            approvals[work_item_id] = (*approvals.get(work_item_id, ()), by)
+    return approvals
+
+
+def get_item(engine: Engine | Connection, work_item_id: str) -> dict | None:
+    """The item with its audit trail (`events`, oldest first) and its approvers, or None."""
+    if isinstance(engine, Engine):
+        with engine.connect() as conn:
+            return get_item(conn, work_item_id)
+    row = engine.execute(sa.select(work_items).where(work_items.c.work_item_id == work_item_id)).first()
+    if row is None:
+        return None
+    events = [dict(e._mapping) for e in engine.execute(
+        sa.select(work_item_events).where(work_item_events.c.work_item_id == work_item_id)
+        .order_by(work_item_events.c.event_id))]
+    item = dict(row._mapping)
+    item["events"] = events
+    item["approvals"] = tuple(e["by"] for e in events if e["action"] in ("approval_recorded", "approved"))
+    return item
+
+
+def _locked_item(conn: Connection, work_item_id: str) -> dict:
+    row = conn.execute(
+        sa.select(work_items).where(work_items.c.work_item_id == work_item_id).with_for_update()).first()
+    if row is None:
+        raise Refused(f"no work item {work_item_id}")
+    return get_item(conn, work_item_id)
+
+
+def _refuse_if_decided(item: dict, wanted: str) -> None:
+    if item["status"] in DECIDED:
+        when = item["decided_at"].isoformat(timespec="seconds") if item["decided_at"] else "earlier"
+        raise Refused(f"{item['work_item_id']} is already {item['status']} (by {item['decided_by']} at {when}Z); "
+                      f"a decided item cannot be {wanted}")
+
+
+def _move(conn: Connection, item: dict, to_status: str, by: str, values: dict) -> None:
+    """The status change itself, only if nobody moved the item since we read it."""
+    result = conn.execute(work_items.update()
+                          .where(work_items.c.work_item_id == item["work_item_id"], work_items.c.status == item["status"])
+                          .values(status=to_status, **values))
+    if result.rowcount != 1:
+        raise Refused(f"{item['work_item_id']} changed while you were deciding; look at it again")
+
+
+def _person(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None) -> Decision:
+    """Approve; an item that requires approval needs a second approver who is not the first."""
+    if not by.strip():
+        raise Refused("--by must name who approves")
+    with engine.begin() as conn:
+        item = _locked_item(conn, work_item_id)
+        _refuse_if_decided(item, "approved")
+        if _person(by) == _person(item["events"][0]["by"]):
+            raise Refused(f"{work_item_id} was raised by {by}; the requester cannot approve it")
+        if any(_person(by) == _person(earlier) for earlier in item["approvals"]):
+            raise Refused(f"{work_item_id} needs two different people (four eyes): {by} already approved it; "
+                          f"a second person must approve")
+        needed = 2 if item["requires_approval"] else 1
+        approvals = (*item["approvals"], by)
+        if len(approvals) < needed:
+            _move(conn, item, "open", by, {})  # no status change, but it takes the conditional-update check
+            _event(conn, work_item_id, "approval_recorded", by, note, "open", "open")
+            return Decision(work_item_id, "open", approvals,
+                            f"{work_item_id}: approval 1 of {needed} recorded by {by}; a second person must approve")
+        _move(conn, item, "approved", by, {"decided_at": _now(), "decided_by": by})
+        _event(conn, work_item_id, "approved", by, note, item["status"], "approved")
+        who = " and ".join(approvals)
+        return Decision(work_item_id, "approved", approvals, f"{work_item_id} approved by {who}")
+
+
+def decline(engine: Engine, work_item_id: str, by: str, reason: str) -> Decision:
+    """Decline an open item; one person and a reason suffice."""
+    if not by.strip():
+        raise Refused("--by must name who declines")
+    if not (reason or "").strip():
+        raise Refused("a decline needs a --reason")
+    with engine.begin() as conn:
+        item = _locked_item(conn, work_item_id)
+        _refuse_if_decided(item, "declined")
+        _move(conn, item, "declined", by, {"decided_at": _now(), "decided_by": by})
+        _event(conn, work_item_id, "declined", by, reason, item["status"], "declined")
+        return Decision(work_item_id, "declined", item["approvals"], f"{work_item_id} declined by {by}: {reason}")
+
+
+def mark_done(engine: Engine, work_item_id: str, evidence: Mapping, by: str = "payments feed") -> bool:
+    """An approved item's money moved (e.g. its refund arrived in the payments feed): `done`.
+
+    `evidence` (refund id, amount, ...) is kept under `evidence.done`. Returns False when the
+    item is already done, so the payments sensor can call it on every tick; refuses other statuses.
+    """
+    with engine.begin() as conn:
+        item = _locked_item(conn, work_item_id)
+        if item["status"] == "done":
+            return False
+        if item["status"] != "approved":
+            raise Refused(f"{work_item_id} is {item['status']}; only an approved item can be done")
+        merged = {**json.loads(item["evidence"]), "done": dict(evidence)}
+        _move(conn, item, "done", by, {"evidence": json.dumps(merged, sort_keys=True, default=_json_default)})
+        _event(conn, work_item_id, "done", by, json.dumps(dict(evidence), sort_keys=True, default=_json_default),
+               "approved", "done")
+        return True
