@@ -13,19 +13,19 @@ physical line from 1, and a line `json_valid` rejects is quarantined
 These files are small and not month-scoped, so every run reads every file of
 the source: its `audit.quarantine` and `audit.redeliveries` rows are replaced
 whole, and `audit.file_loads` keeps, per (source, billing month), what that
-close read. Re-running gives what one run over all files would.
+close read. Re-running gives what one run over all files would. The ledger,
+changed and vanished files, per-file counts and metadata are the shared
+skeleton's (`assets/ingestion.py`); this module is the JSON-lines format.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 
-from assets.ledger import BadFiles, changed_files, describe_files, record_files
-from assets.warehouse import accepted_view_sql
-from quality.ingestion_checks import rows_reconcile
+from assets.ingestion import Batch, Ingested, UnreadableFile, accepted_view_sql, ingest_files
+from warehouse.landing import sql_path_list
 
 # Field type → (JSON types it may arrive as, the cast to the view's type). TIMESTAMP is
 # ISO-8601 text made a naive UTC timestamp; Stripe's Unix seconds stay BIGINT (dbt converts).
@@ -78,9 +78,8 @@ def unknown_customer(column: str) -> Rule:
 def _lines_sql(landing: Path, files: list[Path]) -> str:
     if not files:
         return "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, NULL::VARCHAR AS line WHERE false"
-    file_list = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
     return f"""SELECT substr(f.filename, {len(str(landing)) + 2}) AS source_file, l.n AS row_number, rtrim(l.line, chr(13)) AS line
-  FROM read_text([{file_list}]) f, unnest(string_split(f.content, chr(10))) WITH ORDINALITY AS l(line, n)"""
+  FROM read_text({sql_path_list(files)}) f, unnest(string_split(f.content, chr(10))) WITH ORDINALITY AS l(line, n)"""
 
 
 def typed_view_sql(source: JsonlSource, landing: Path, files: list[Path]) -> str:
@@ -201,98 +200,31 @@ def write_sql(source: JsonlSource) -> list[str]:
     ]
 
 
-@dataclass
-class Load:
-    """What one source's ingestion did: per-file counts, quarantine by reason, unloadable files, its check."""
-
-    asset_key: dg.AssetKey
-    per_file: list[dict]
-    by_reason: dict[str, int]
-    problems: dict[str, str]
-    check: dg.AssetCheckResult
-
-    def result(self, **extra) -> dg.MaterializeResult:
-        totals = {k: sum(r[k] for r in self.per_file) for k in ("rows_read", "accepted", "redelivered", "quarantined")}
-        lines = ["| file | read | accepted | re-delivered | quarantined |", "|---|---|---|---|---|"]
-        lines += [f"| {r['file']} | {r['rows_read']} | {r['accepted']} | {r['redelivered']} | {r['quarantined']} |" for r in self.per_file]
-        return dg.MaterializeResult(
-            asset_key=self.asset_key,
-            metadata={
-                "files": len(self.per_file),
-                **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
-                "quarantined_by_reason": dg.MetadataValue.json(self.by_reason),
-                "per_file": dg.MetadataValue.md("\n".join(lines)),
-                **extra,
-            },
-            check_results=[self.check],
-        )
-
-
-def _probe(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
-    """Why DuckDB cannot read the file as text at all, or None."""
+def probe_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Nothing to read ahead (rows are counted as lines load); UnreadableFile when DuckDB cannot read it as text."""
     try:
         con.execute("SELECT sum(length(content)) FROM read_text(?)", [str(path)]).fetchone()  # content: UTF-8 is checked
-        return None
     except duckdb.Error as exc:
-        return f"unreadable JSON lines ({type(exc).__name__}: {exc})"
+        raise UnreadableFile(f"unreadable JSON lines ({type(exc).__name__}: {exc})") from exc
 
 
-def ingest(con: duckdb.DuckDBPyConnection, landing: Path, source: JsonlSource, rules: list[Rule],
-           asset_key: dg.AssetKey, month: date) -> Load:
-    """Ledger every file of the source, settle quarantine and duplicates, record per-file counts."""
-    problems: dict[str, str] = {}
-    readable: list[Path] = []
-    for path in sorted((landing / source.folder).glob("*.jsonl")):
-        why = _probe(con, path)
-        if why:
-            problems[path.relative_to(landing).as_posix()] = why
-        else:
-            readable.append(path)
-    files = describe_files(landing, readable)
-    problems |= changed_files(con, files)
-    files = [f for f in files if f.rel not in problems]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+def load_jsonl(con: duckdb.DuckDBPyConnection, batch: Batch, source: JsonlSource, rules: list[Rule]) -> dict[str, int]:
+    """Typed and accepted views, rejected lines, repeats, audit rows; rows read = non-blank lines per file."""
     n = source.name
-    con.execute("BEGIN")
-    con.execute(typed_view_sql(source, landing, [f.path for f in files]))
-    con.execute(accepted_view_sql(f"raw.{source.name}", f"raw.{source.name}_typed", source.name,
-                                  ["bad_json", "record_id", "schema_error", "raw"]))
+    con.execute(typed_view_sql(source, batch.landing, [f.path for f in batch.files]))
+    con.execute(accepted_view_sql(f"raw.{n}", f"raw.{n}_typed", n, ["bad_json", "record_id", "schema_error", "raw"]))
     con.execute(rejected_sql(source, rules))
     con.execute(repeats_sql(source))
     for statement in write_sql(source):
-        if "$now" in statement:
-            con.execute(statement, {"now": now})
-        else:
-            con.execute(statement)
-    record_files(con, n, files, now)
-    con.execute("DELETE FROM audit.file_loads WHERE source = ? AND billing_month = ?", [n, month])
-    if files:
-        con.execute(
-            f"""
-            INSERT INTO audit.file_loads
-            SELECT ?, '{n}', f.file, coalesce(t.n, 0), coalesce(t.n, 0) - coalesce(r.n, 0) - coalesce(q.n, 0),
-                   coalesce(r.n, 0), coalesce(q.n, 0), ?
-            FROM (SELECT unnest(?::VARCHAR[]) AS file) f
-            LEFT JOIN (SELECT source_file AS file, count(*) n FROM raw.{n}_typed GROUP BY 1) t USING (file)
-            LEFT JOIN (SELECT file, count(*) n FROM audit.redeliveries WHERE source = '{n}' GROUP BY 1) r USING (file)
-            LEFT JOIN (SELECT file, count(*) n FROM audit.quarantine WHERE source = '{n}' GROUP BY 1) q USING (file)
-            """,
-            [month, now, [f.rel for f in files]],
-        )
-    con.execute("COMMIT")
-    cols = ["file", "rows_read", "accepted", "redelivered", "quarantined"]
-    per_file = [dict(zip(cols, r)) for r in con.execute(
-        f"SELECT {', '.join(cols)} FROM audit.file_loads WHERE source = ? AND billing_month = ? ORDER BY file", [n, month]
-    ).fetchall()]
-    by_reason = dict(con.execute(
-        "SELECT reason, count(*) FROM audit.quarantine WHERE source = ? GROUP BY 1 ORDER BY 1", [n]).fetchall())
-    return Load(asset_key, per_file, by_reason, problems, rows_reconcile(con, asset_key, n, f"raw.{n}", month))
+        con.execute(statement, {"now": batch.now} if "$now" in statement else None)
+    lines = dict(con.execute(f"SELECT source_file, count(*) FROM raw.{n}_typed GROUP BY 1").fetchall())
+    return {f.rel: lines.get(f.rel, 0) for f in batch.files}
 
 
-def raise_bad_files(context: dg.AssetExecutionContext, source: str, loads: list[Load]) -> None:
-    """After every file that could load did: fail naming the ones that could not (the month is incomplete)."""
-    problems = {rel: why for load in loads for rel, why in load.problems.items()}
-    for rel, why in problems.items():
-        context.log.error(f"{source} file not loaded: {rel}: {why}")
-    if problems:
-        raise BadFiles(source, problems)
+def ingest(con: duckdb.DuckDBPyConnection, landing: Path, source: JsonlSource, rules: list[Rule], month: date) -> Ingested:
+    """Every file of the source through the skeleton: ledger, quarantine, de-duplication, per-file counts."""
+    return ingest_files(
+        con, source=source.name, landing=landing, paths=sorted((landing / source.folder).glob("*.jsonl")),
+        scope=f"{source.folder}/%", probe=probe_jsonl,
+        load=lambda con, batch: load_jsonl(con, batch, source, rules), month=month,
+    )

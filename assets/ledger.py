@@ -1,9 +1,12 @@
-"""The file ledger: every landed file recorded once, a changed file refused by name.
+"""The file ledger: every landed file recorded once; a changed or vanished file refused by name.
 
-Files under usage/, tickets/ and payments/ are immutable once landed. A file is
-recorded (path, size, sha256, first seen) the first time it loads; a later run
-that finds different bytes under a recorded path refuses that file. Files that
-cannot be read are never recorded, so replacing them later is not a "change".
+Files under usage/, tickets/ and payments/ are immutable once landed and never
+deleted. A file is recorded (path, size, sha256, first seen) the first time it
+loads; a later run that finds different bytes under a recorded path refuses
+that file (`changed_files`), and one that no longer finds a recorded path names
+it (`missing_files`): an invoice computed without it would silently be lower.
+Files that cannot be read are never recorded, so replacing them later is not a
+"change".
 """
 
 from __future__ import annotations
@@ -67,6 +70,27 @@ def changed_files(con: duckdb.DuckDBPyConnection, files: list[LandedFile]) -> di
         f.rel: f"content changed since it first landed (sha256 {recorded[f.rel][:12]}… now {f.sha256[:12]}…)"
         for f in files
         if f.rel in recorded and recorded[f.rel] != f.sha256
+    }
+
+
+def missing_files(con: duckdb.DuckDBPyConnection, source: str, scope: str, landed: list[str]) -> dict[str, str]:
+    """Files the ledger recorded for `source` under `scope` (a LIKE pattern) that are no longer landed.
+
+    `landed` is every path found now, readable or not: a recorded file replaced by
+    unreadable bytes is reported by the probe, not twice.
+    """
+    rows = con.execute(
+        """
+        SELECT path, first_seen_at FROM audit.landed_files
+        WHERE source = ? AND path LIKE ? AND path NOT IN (SELECT unnest(?::VARCHAR[]))
+        ORDER BY path
+        """,
+        [source, scope, landed],
+    ).fetchall()
+    return {
+        path: f"recorded in the ledger (first seen {seen:%Y-%m-%d %H:%M:%S} UTC) but no longer in the landing zone: "
+              "landed files are never deleted; restore it"
+        for path, seen in rows
     }
 
 

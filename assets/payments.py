@@ -9,22 +9,26 @@ Rules beyond the shared ones (assets/jsonl.py: bad_json, bad_schema, the first
 delivery of a Stripe id stands, an identical re-delivery is counted in
 audit.redeliveries, a different one is `conflicting_duplicate`):
 - charge: `customer` not in reference/customers.csv → `unknown_customer`;
-  no `metadata.invoice_number`, or one not in `marts.invoices` → `unknown_invoice`.
-  Payments answer invoices of earlier closes, so marts.invoices is read as
-  those closes left it, not declared as an upstream asset (that would make a
-  cycle once invoices take their paid status from charges). On the very first
-  close marts.invoices does not exist: then only the missing-number half of
-  the rule applies (metadata `invoice_rule` says so).
+  no `metadata.invoice_number`, or one not in `audit.issued_invoices` →
+  `unknown_invoice`. The issued copy is append-only and exists from the
+  warehouse's bootstrap (empty before the first issue), so the rule is the same
+  on every close, whatever the marts hold: on a first close every charge naming
+  an invoice is quarantined. Every close re-reads every payment file, so such a
+  charge is re-examined and accepted by the first close after its invoice is
+  issued. The table is read as earlier closes left it, not declared as an
+  upstream asset (that would make a cycle once invoices take their paid status
+  from charges).
 - refund, dispute: a `charge` that is not an accepted charge (never landed, or
   quarantined) leaves the payment naming no invoice we issued → `unknown_invoice`.
 """
 
 import dagster as dg
 
-from assets.jsonl import Field, JsonlSource, Rule, ingest, raise_bad_files, unknown_customer
+from assets.ingestion import raise_bad_files
+from assets.jsonl import Field, JsonlSource, Rule, ingest, unknown_customer
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from quality.ingestion_checks import reconcile_spec
+from quality.ingestion_checks import reconcile_spec, rows_reconcile
 
 KEYS = {name: dg.AssetKey(["raw", name]) for name in ("charges", "refunds", "disputes")}
 
@@ -73,8 +77,8 @@ DISPUTES = _stripe(
 NO_INVOICE_NUMBER = Rule("unknown_invoice", "t.invoice_number IS NULL", "'charge names no invoice (metadata.invoice_number is empty)'")
 INVOICE_NOT_ISSUED = Rule(
     "unknown_invoice",
-    "NOT EXISTS (SELECT 1 FROM marts.invoices i WHERE i.invoice_number = t.invoice_number)",
-    "'invoice ' || t.invoice_number || ' is not in marts.invoices'",
+    "NOT EXISTS (SELECT 1 FROM audit.issued_invoices i WHERE i.invoice_number = t.invoice_number)",
+    "'invoice ' || t.invoice_number || ' has not been issued (not in audit.issued_invoices)'",
 )
 CHARGE_NOT_ACCEPTED = Rule(
     "unknown_invoice",
@@ -98,19 +102,16 @@ def payments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Ingest every charge, then refund and dispute file: ledger, quarantine, de-duplicate by Stripe id."""
     month = context.partition_time_window.start.date()
     landing = warehouse.landing_path
+    rules = {
+        "charges": (CHARGES, [unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),
+        "refunds": (REFUNDS, [CHARGE_NOT_ACCEPTED]),
+        "disputes": (DISPUTES, [CHARGE_NOT_ACCEPTED]),
+    }
     with warehouse.connect() as con:
-        invoices_exist = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'invoices'"
-        ).fetchone()[0] > 0
-        charge_rules = [unknown_customer("customer_id"), NO_INVOICE_NUMBER] + ([INVOICE_NOT_ISSUED] if invoices_exist else [])
-        loads = [
-            ingest(con, landing, CHARGES, charge_rules, KEYS["charges"], month),
-            ingest(con, landing, REFUNDS, [CHARGE_NOT_ACCEPTED], KEYS["refunds"], month),
-            ingest(con, landing, DISPUTES, [CHARGE_NOT_ACCEPTED], KEYS["disputes"], month),
-        ]
-    if not invoices_exist:
-        context.log.warning("marts.invoices does not exist yet (first close): charges are not checked against issued invoices")
-    raise_bad_files(context, "payments", loads)
-    invoice_rule = "marts.invoices" if invoices_exist else "skipped: marts.invoices does not exist yet (first close)"
-    for load in loads:
-        yield load.result(**({"invoice_rule": invoice_rule} if load.asset_key == KEYS["charges"] else {}))
+        results = {}
+        for name, (source, source_rules) in rules.items():  # in this order: refunds and disputes read raw.charges
+            ingested = ingest(con, landing, source, source_rules, month)
+            results[name] = (ingested, rows_reconcile(con, KEYS[name], name, f"raw.{name}", month))
+    raise_bad_files(context, "payments", [ingested for ingested, _ in results.values()])
+    for name, (ingested, check) in results.items():
+        yield ingested.result(KEYS[name], [check])

@@ -14,14 +14,7 @@ import dagster as dg
 from assets.ledger import describe_files
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-
-REFERENCE_COLUMNS = {
-    "customers": ["customer_id", "name", "email", "country", "region", "tax_id", "created_at", "closed_at", "payment_method"],
-    "price_book": ["sku", "product", "description", "model", "unit", "unit_price", "monthly_cap", "cap_hours",
-                   "included_transfer_gib", "tiers", "effective_from", "effective_to"],
-    "tax_rates": ["country", "region", "tax_name", "rate", "reverse_charge", "effective_from", "effective_to"],
-    "credit_grants": ["grant_id", "customer_id", "amount", "kind", "granted_at", "expires_at", "reason"],
-}
+from warehouse.landing import REFERENCE_COLUMNS
 
 
 class BadReferenceFile(Exception):

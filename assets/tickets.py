@@ -20,10 +20,11 @@ organization not in reference/customers.csv is `unknown_customer`.
 
 import dagster as dg
 
-from assets.jsonl import Field, JsonlSource, ingest, raise_bad_files, unknown_customer
+from assets.ingestion import raise_bad_files
+from assets.jsonl import Field, JsonlSource, ingest, unknown_customer
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from quality.ingestion_checks import reconcile_spec
+from quality.ingestion_checks import reconcile_spec, rows_reconcile
 
 TICKETS_KEY = dg.AssetKey(["raw", "tickets"])
 
@@ -75,6 +76,7 @@ def tickets(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     """Ingest every ticket file: ledger it, quarantine bad lines, keep each ticket's newest version."""
     month = context.partition_time_window.start.date()
     with warehouse.connect() as con:
-        load = ingest(con, warehouse.landing_path, TICKETS, [unknown_customer("customer_id")], TICKETS_KEY, month)
-    raise_bad_files(context, "tickets", [load])
-    return load.result()
+        ingested = ingest(con, warehouse.landing_path, TICKETS, [unknown_customer("customer_id")], month)
+        check = rows_reconcile(con, TICKETS_KEY, "tickets", "raw.tickets", month)
+    raise_bad_files(context, "tickets", [ingested])
+    return ingested.result(TICKETS_KEY, [check])

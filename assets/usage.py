@@ -1,19 +1,29 @@
 """Metered usage: the month's Parquet files → typed view, quarantine, re-deliveries.
 
+The files, ledger, per-file counts and metadata follow the one ingestion
+skeleton (`assets/ingestion.py`): a truncated, changed or vanished file of the
+month's folders is named and the close fails once the rest has loaded. What is
+usage's own lives here: the footer probe, the typed view and the flagging pass.
+
 The hot path stays near the Parquet (architecture.md): rows are never copied
 into DuckDB. `raw.usage_month_typed` is a typed view over the month's readable
-files; this asset settles which of its rows are rejected (`audit.quarantine`)
-or re-delivered (`audit.redeliveries`), and `raw.usage_month`, what dbt reads,
-is the typed view minus those, with each row's load time from the ledger. Re-running replaces the month's rows, so nothing is counted twice.
+files (one read_parquet per kind of `quantity` storage, so a DECIMAL file never
+passes through a double); this asset settles which of its rows are rejected
+(`audit.quarantine`) or re-delivered (`audit.redeliveries`), and
+`raw.usage_month`, what dbt reads, is the typed view minus those, with each
+row's load time from the ledger. Re-running replaces the month's rows, so
+nothing is counted twice.
 
-De-duplication groups by `hash(event_id)` (a 64-bit integer, cheap) to find
-the few repeated keys, then settles only those exactly by event_id in
+De-duplication sorts the 64-bit `hash(event_id, reverse(event_id))` of every
+row in numpy to find the few repeated keys, flags them in the same single pass
+that checks the row rules, then settles only those exactly by event_id in
 (folder, file name, row) order: the first delivery stands, an identical later
 one is a re-delivery, a different one is quarantined.
 """
 
 
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -21,11 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.ledger import BadFiles, changed_files, describe_files, record_files
-from assets.warehouse import accepted_view_sql
+from assets.ingestion import Batch, UnreadableFile, accepted_view_sql, ingest_files, raise_bad_files
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from quality.usage_checks import usage_check_specs, usage_is_priced, usage_rows_reconcile
+from quality.usage_checks import USAGE_KEY, usage_check_specs, usage_is_priced, usage_rows_reconcile
+from warehouse.landing import sql_path_list, usage_month_files, usage_month_prefix
 
 # column → (DuckDB type it is read as, required: a null is bad_schema)
 USAGE_COLUMNS = {
@@ -38,35 +48,45 @@ USAGE_COLUMNS = {
     "end_time": ("TIMESTAMP", True),
     "quantity": ("DECIMAL(18,6)", True),
 }
+# The landed values, for quarantine's raw column. A floating quantity keeps its own column so a
+# UNION with DECIMAL files never widens their landed values to DOUBLE.
+SOURCE_COLUMNS = [f"src_{c}" for c in USAGE_COLUMNS] + ["src_quantity_double"]
 
 
-def month_files(landing: Path, month: date) -> list[Path]:
-    """The month's usage files in (folder, file name) order: the order that decides the first delivery."""
-    return sorted((landing / "usage").glob(f"dt={month:%Y-%m}-[0-3][0-9]/*.parquet"))
+@dataclass(frozen=True)
+class ParquetFooter:
+    """What the footer says, read before any row: how many rows, which columns, how quantity is stored."""
+
+    rows: int
+    columns: frozenset[str]
+    floating_quantity: bool  # FLOAT/DOUBLE: converted through its shortest text (decisions.md #24)
 
 
-def _probe(path: Path) -> tuple[int, set[str]] | str:
-    """Rows and column names from the Parquet footer, or why the file cannot be read."""
+def probe_parquet(_con, path: Path) -> ParquetFooter:
+    """The file's footer, or UnreadableFile saying why pyarrow cannot read it (truncated, not Parquet)."""
     try:
         parquet = pq.ParquetFile(path)
-        return parquet.metadata.num_rows, set(parquet.schema_arrow.names)
-    except Exception as exc:  # a truncated or foreign file: pyarrow says why
-        return f"unreadable Parquet ({type(exc).__name__}: {exc})"
+        schema = parquet.schema_arrow
+        rows = parquet.metadata.num_rows
+    except Exception as exc:
+        raise UnreadableFile(f"unreadable Parquet ({type(exc).__name__}: {exc})") from exc
+    floating = "quantity" in schema.names and pa.types.is_floating(schema.field("quantity").type)
+    return ParquetFooter(rows, frozenset(schema.names), floating)
 
 
-def usage_view_sql(landing: Path, files: list[Path], columns_present: set[str]) -> str:
-    """The typed view over the month's files; casts live here once, for ingestion and dbt alike."""
-    if not files:
-        cols = ", ".join(f"NULL::{t} AS {c}" for c, (t, _) in USAGE_COLUMNS.items())
-        return (
-            "CREATE OR REPLACE VIEW raw.usage_month_typed AS SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
-            f"{cols}, NULL::VARCHAR AS schema_error, "
-            + ", ".join(f"NULL::VARCHAR AS src_{c}" for c in USAGE_COLUMNS)
-            + " WHERE false"
-        )
-    prefix = len(str(landing)) + 2
+def _quantity_cast(floating: bool) -> str:
+    """A DECIMAL (or text, or integer) quantity casts straight to DECIMAL(18,6), exactly. A DOUBLE goes
+    through its shortest round-trip text first, so 2.675 is 2.675000 and 5e-07 rounds half up to
+    0.000001; a direct DOUBLE cast (or DuckDB's round) works on the binary fraction instead."""
+    return "try_cast(quantity::VARCHAR AS DECIMAL(18,6))" if floating else "try_cast(quantity AS DECIMAL(18,6))"
+
+
+def _group_select(landing: Path, files: list[Path], columns_present: set[str], floating: bool) -> str:
+    """One read_parquet over files whose quantity has one storage kind, typed like every other group."""
     source = {c: (c if c in columns_present else "NULL::VARCHAR") for c in USAGE_COLUMNS}
-    typed = ",\n  ".join(f"try_cast({source[c]} AS {t}) AS {c}" for c, (t, _) in USAGE_COLUMNS.items())
+    casts = {c: f"try_cast({source[c]} AS {t})" for c, (t, _) in USAGE_COLUMNS.items()}
+    if "quantity" in columns_present:
+        casts["quantity"] = _quantity_cast(floating)
     checks = []
     for c, (t, required) in USAGE_COLUMNS.items():
         if c not in columns_present:
@@ -75,25 +95,47 @@ def usage_view_sql(landing: Path, files: list[Path], columns_present: set[str]) 
             continue
         if required:
             checks.append(f"WHEN {c} IS NULL THEN '{c} is null'")
-        checks.append(f"WHEN {c} IS NOT NULL AND try_cast({c} AS {t}) IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
-    originals = ",\n  ".join(f"{source[c]} AS src_{c}" for c in USAGE_COLUMNS)
-    file_list = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        checks.append(f"WHEN {c} IS NOT NULL AND {casts[c]} IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
+    originals = {f"src_{c}": source[c] for c in USAGE_COLUMNS}
+    originals["src_quantity_double"] = "NULL::DOUBLE"
+    if floating:
+        originals["src_quantity"], originals["src_quantity_double"] = "NULL::VARCHAR", "quantity::DOUBLE"
     return f"""
-CREATE OR REPLACE VIEW raw.usage_month_typed AS
 SELECT
-  substr(filename, {prefix}) AS source_file,
+  substr(filename, {len(str(landing)) + 2}) AS source_file,
   file_row_number + 1 AS row_number,
-  {typed},
+  {', '.join(f"{casts[c]} AS {c}" for c in USAGE_COLUMNS)},
   CASE {' '.join(checks)} END AS schema_error,
   -- the values as landed, for quarantine's raw column (turned into JSON only for rejected rows)
-  {originals}
-FROM read_parquet([{file_list}], filename = true, file_row_number = true, union_by_name = true)
-"""
+  {', '.join(f"{expr} AS {name}" for name, expr in originals.items())}
+FROM read_parquet({sql_path_list(files)}, filename = true, file_row_number = true, union_by_name = true)"""
 
 
-ACCEPTED_VIEW_SQL = accepted_view_sql(
-    "raw.usage_month", "raw.usage_month_typed", "usage", ["schema_error", *(f"src_{c}" for c in USAGE_COLUMNS)]
-)
+def usage_view_sql(landing: Path, files: list[Path], footers: dict[Path, ParquetFooter]) -> str:
+    """The typed view over the month's files; casts live here once, for ingestion and dbt alike.
+
+    Files are grouped by how `quantity` is stored, one read_parquet per group joined by UNION ALL:
+    one union_by_name read over a DECIMAL and a DOUBLE file would read both as DOUBLE
+    (123456789012.345678 → …345680). Each file is still scanned once; a month of one kind is one read.
+    """
+    if not files:
+        cols = ", ".join(f"NULL::{t} AS {c}" for c, (t, _) in USAGE_COLUMNS.items())
+        return (
+            "CREATE OR REPLACE VIEW raw.usage_month_typed AS SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
+            f"{cols}, NULL::VARCHAR AS schema_error, "
+            + ", ".join(f"NULL::{'DOUBLE' if c == 'src_quantity_double' else 'VARCHAR'} AS {c}" for c in SOURCE_COLUMNS)
+            + " WHERE false"
+        )
+    groups = []
+    for floating in (False, True):
+        group = [f for f in files if footers[f].floating_quantity == floating]
+        if group:
+            present = set().union(*(footers[f].columns for f in group))
+            groups.append(_group_select(landing, group, present, floating))
+    return "CREATE OR REPLACE VIEW raw.usage_month_typed AS" + "\nUNION ALL".join(groups)
+
+
+ACCEPTED_VIEW_SQL = accepted_view_sql("raw.usage_month", "raw.usage_month_typed", "usage", ["schema_error", *SOURCE_COLUMNS])
 
 LOOKUPS_SQL = """
 -- Small lookup tables for the flagging pass: known customers, and the (SKU, day) pairs
@@ -142,7 +184,10 @@ WHERE u.schema_error IS NOT NULL
    OR kc.customer_id IS NULL
    OR pd.sku IS NULL
    OR hash(u.event_id, reverse(u.event_id)) IN (SELECT h FROM usage_repeated_hashes)
-""".replace("{raw}", ", ".join(f"{c} := u.src_{c}" for c in USAGE_COLUMNS))
+""".replace("{raw}", ", ".join(
+    f"{c} := u.src_{c}" if c != "quantity" else
+    "quantity := CASE WHEN u.src_quantity_double IS NULL THEN to_json(u.src_quantity) ELSE to_json(u.src_quantity_double) END"
+    for c in USAGE_COLUMNS))
 
 REPEATS_SQL = """
 -- Settle the candidates exactly by event_id, in (folder, file name, row) order, among valid rows.
@@ -197,8 +242,26 @@ INSERT INTO audit.redeliveries
 """
 
 
+def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime) -> dict[str, int]:
+    """Typed view, then the one flagging pass, then the audit rows; rows read come from the footers."""
+    params = {"start": start, "end": end}
+    con.execute(usage_view_sql(batch.landing, [f.path for f in batch.files], {f.path: batch.probes[f.rel] for f in batch.files}))
+    con.execute(ACCEPTED_VIEW_SQL)
+    for statement in LOOKUPS_SQL.split(";"):
+        con.execute(statement, params if "$start" in statement else None)
+    repeated = repeated_event_hashes(con)  # noqa: F841 - scanned by name below
+    con.execute("CREATE OR REPLACE TEMP TABLE usage_repeated_hashes AS SELECT h FROM repeated")
+    con.execute(FLAGGED_SQL, params)
+    con.execute(REPEATS_SQL)
+    values = {"prefix": usage_month_prefix(start.date()), "now": batch.now}
+    for statement in WRITE_SQL.split(";"):
+        if statement.strip():
+            con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
+    return {f.rel: batch.probes[f.rel].rows for f in batch.files}
+
+
 @dg.asset(
-    key=["raw", "usage"],
+    key=USAGE_KEY,
     group_name="landing",
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(1),
@@ -213,87 +276,12 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
     start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
     month = start.date()
     landing = warehouse.landing_path
-    paths = month_files(landing, month)
-    problems: dict[str, str] = {}
-    readable: list[Path] = []
-    rows_in_file: dict[str, int] = {}
-    columns_present: set[str] = set()
-    for path in paths:
-        probe = _probe(path)
-        rel = path.relative_to(landing).as_posix()
-        if isinstance(probe, str):
-            problems[rel] = probe
-            continue
-        rows_in_file[rel], names = probe
-        columns_present |= names
-        readable.append(path)
-    files = describe_files(landing, readable)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
-        problems |= changed_files(con, files)
-        files = [f for f in files if f.rel not in problems]
-        params = {"start": start, "end": end}
-        con.execute("BEGIN")
-        con.execute(usage_view_sql(landing, [f.path for f in files], columns_present))
-        con.execute(ACCEPTED_VIEW_SQL)
-        for statement in LOOKUPS_SQL.split(";"):
-            con.execute(statement, params if "$start" in statement else None)
-        repeated = repeated_event_hashes(con)  # noqa: F841 - scanned by name below
-        con.execute("CREATE OR REPLACE TEMP TABLE usage_repeated_hashes AS SELECT h FROM repeated")
-        con.execute(FLAGGED_SQL, params)
-        con.execute(REPEATS_SQL)
-        for statement in WRITE_SQL.split(";"):
-            if statement.strip():
-                con.execute(statement, {k: v for k, v in {"prefix": f"usage/dt={month:%Y-%m}-%", "now": now}.items() if f"${k}" in statement})
-        record_files(con, "usage", files, now)
-        per_file = _record_file_loads(con, month, [f.rel for f in files], rows_in_file, now)
-        con.execute("COMMIT")
-        checks = [usage_rows_reconcile(con, month), usage_is_priced(con, month)]
-        by_reason = dict(
-            con.execute(
-                "SELECT reason, count(*) FROM audit.quarantine WHERE source = 'usage' AND file LIKE ? GROUP BY 1 ORDER BY 1",
-                [f"usage/dt={month:%Y-%m}-%"],
-            ).fetchall()
+        ingested = ingest_files(
+            con, source="usage", landing=landing, paths=usage_month_files(landing, month),
+            scope=usage_month_prefix(month), probe=probe_parquet,
+            load=lambda con, batch: load_usage(con, batch, start, end), month=month,
         )
-    totals = {k: sum(r[k] for r in per_file) for k in ("rows_read", "accepted", "redelivered", "quarantined")}
-    for rel, why in problems.items():
-        context.log.error(f"usage file not loaded: {rel}: {why}")
-    if problems:
-        raise BadFiles("usage", problems)
-    return dg.MaterializeResult(
-        metadata={
-            "files": len(files),
-            **{k: dg.MetadataValue.int(v) for k, v in totals.items()},
-            "quarantined_by_reason": dg.MetadataValue.json(by_reason),
-            "per_file": dg.MetadataValue.md(_per_file_markdown(per_file)),
-        },
-        check_results=checks,
-    )
-
-
-def _record_file_loads(con, month: date, rels: list[str], rows_in_file: dict[str, int], now: datetime) -> list[dict]:
-    """Per file: read = accepted + re-delivered + quarantined, kept in audit.file_loads."""
-    con.execute("DELETE FROM audit.file_loads WHERE source = 'usage' AND billing_month = ?", [month])
-    con.execute(
-        """
-        INSERT INTO audit.file_loads
-        SELECT ?, 'usage', f.file, f.rows_read,
-               f.rows_read - coalesce(r.n, 0) - coalesce(q.n, 0), coalesce(r.n, 0), coalesce(q.n, 0), ?
-        FROM (SELECT unnest(?) AS file, unnest(?) AS rows_read) f
-        LEFT JOIN (SELECT file, count(*) n FROM audit.redeliveries WHERE source = 'usage' GROUP BY 1) r USING (file)
-        LEFT JOIN (SELECT file, count(*) n FROM audit.quarantine WHERE source = 'usage' GROUP BY 1) q USING (file)
-        """,
-        [month, now, rels, [rows_in_file[r] for r in rels]],
-    )
-    cols = ["file", "rows_read", "accepted", "redelivered", "quarantined"]
-    rows = con.execute(
-        f"SELECT {', '.join(cols)} FROM audit.file_loads WHERE source = 'usage' AND billing_month = ? ORDER BY file",
-        [month],
-    ).fetchall()
-    return [dict(zip(cols, r)) for r in rows]
-
-
-def _per_file_markdown(per_file: list[dict]) -> str:
-    lines = ["| file | read | accepted | re-delivered | quarantined |", "|---|---|---|---|---|"]
-    lines += [f"| {r['file']} | {r['rows_read']} | {r['accepted']} | {r['redelivered']} | {r['quarantined']} |" for r in per_file]
-    return "\n".join(lines)
+        checks = [usage_rows_reconcile(con, month), usage_is_priced(con, month)]
+    raise_bad_files(context, "usage", [ingested])
+    return ingested.result(USAGE_KEY, checks)

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
+from warehouse.landing import usage_month_prefix
 
 USAGE_KEY = dg.AssetKey(["raw", "usage"])
 
@@ -33,7 +34,7 @@ def usage_is_priced(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetChec
         WHERE source = 'usage' AND reason = 'no_price' AND file LIKE ?
         GROUP BY 1 ORDER BY 2 DESC
         """,
-        [f"usage/dt={month:%Y-%m}-%"],
+        [usage_month_prefix(month)],
     ).fetchall()
     total = sum(r[1] for r in unpriced)
     return dg.AssetCheckResult(
