@@ -8,7 +8,8 @@ tested in about a second instead of a full `billops close`.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -79,4 +80,24 @@ def issue_invoice(ws, number: str, customer: str = "c002", month: date = date(20
 
 
 def as_json(raw: str) -> dict:
-    return json.loads(raw)
+    """A quarantined row's raw text as the values landed (numbers exact)."""
+    return json.loads(raw, parse_float=Decimal)
+
+
+def usage_row(event_id, customer="c002", resource="r002", sku="droplet-s-2vcpu-4gb", start=None, end=None, quantity="1"):
+    """One contract-shaped usage record (c002's droplet of the golden case unless told otherwise)."""
+    start = start or datetime(2026, 10, 20, 5, tzinfo=timezone.utc)
+    end = end or start + timedelta(hours=1)
+    return {"event_id": event_id, "customer_id": customer, "resource_id": resource, "sku": sku, "region": "fra1",
+            "start_time": start, "end_time": end, "quantity": None if quantity is None else Decimal(quantity)}
+
+
+def usage_snapshot(ws) -> tuple:
+    """Everything usage ingestion leaves for October, less load times (which differ between warehouses)."""
+    return (
+        ws.query("SELECT * EXCLUDE (loaded_at) FROM raw.usage_month ORDER BY source_file, row_number"),
+        ws.query("SELECT * EXCLUDE (loaded_at) FROM audit.quarantine WHERE source = 'usage' ORDER BY ALL"),
+        ws.query("SELECT * EXCLUDE (loaded_at) FROM audit.redeliveries WHERE source = 'usage' ORDER BY ALL"),
+        ws.query("SELECT * EXCLUDE (loaded_at) FROM audit.file_loads WHERE source = 'usage' ORDER BY ALL"),
+        ws.query("SELECT path, size_bytes, sha256 FROM audit.landed_files WHERE source = 'usage' ORDER BY path"),
+    )
