@@ -1,0 +1,88 @@
+"""Where alerts go: a Slack-compatible webhook and plain SMTP, configured from the environment.
+
+Every alert is also a log line (logger `billops.alerts`), whether or not a channel is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import socket
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import httpx
+
+logger = logging.getLogger("billops.alerts")
+
+# A sensor tick must end well within the daemon's patience; 10 s per channel keeps two channels under 30 s.
+SEND_TIMEOUT_SECONDS = 10.0
+
+WEBHOOK = "webhook"
+EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    webhook_url: str | None
+    email_to: tuple[str, ...]
+    smtp_host: str
+    smtp_port: int
+    email_from: str
+    ui_url: str
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels this environment configures, in sending order."""
+        return tuple(name for name, on in ((WEBHOOK, bool(self.webhook_url)), (EMAIL, bool(self.email_to))) if on)
+
+    def run_link(self, run_id: str) -> str:
+        return f"{self.ui_url}/runs/{run_id}"
+
+
+def alert_config() -> AlertConfig:
+    """The one place the alert environment is read (controls.md, Alerting)."""
+    recipients = os.environ.get("BILLOPS_ALERT_EMAIL_TO", "")
+    return AlertConfig(
+        webhook_url=os.environ.get("BILLOPS_ALERT_WEBHOOK_URL") or None,
+        email_to=tuple(address.strip() for address in recipients.split(",") if address.strip()),
+        smtp_host=os.environ.get("BILLOPS_SMTP_HOST", "localhost"),
+        smtp_port=int(os.environ.get("BILLOPS_SMTP_PORT", "25")),
+        email_from=os.environ.get("BILLOPS_ALERT_EMAIL_FROM", f"billops@{socket.gethostname()}"),
+        ui_url=os.environ.get("BILLOPS_UI_URL", "http://localhost:3000").rstrip("/"),
+    )
+
+
+def send_webhook(config: AlertConfig, text: str) -> None:
+    """POST `{"text": ...}`; a non-2xx answer is an error (Slack answers 200 "ok")."""
+    response = httpx.post(config.webhook_url, json={"text": text}, timeout=SEND_TIMEOUT_SECONDS)
+    response.raise_for_status()
+
+
+def send_email(config: AlertConfig, text: str) -> None:
+    """One plain-text message to every recipient; the subject is the alert's first line."""
+    message = EmailMessage()
+    message["From"] = config.email_from
+    message["To"] = ", ".join(config.email_to)
+    message["Subject"] = text.splitlines()[0][:200]
+    message.set_content(text)
+    with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=SEND_TIMEOUT_SECONDS) as smtp:
+        smtp.send_message(message)
+
+
+SENDERS = {WEBHOOK: send_webhook, EMAIL: send_email}
+
+
+def send(config: AlertConfig, channels: tuple[str, ...], text: str) -> tuple[list[str], dict[str, str]]:
+    """Try each channel once: (channels sent, {channel: error}). A failing channel never stops the others."""
+    sent: list[str] = []
+    errors: dict[str, str] = {}
+    for channel in channels:
+        try:
+            SENDERS[channel](config, text)
+            sent.append(channel)
+        except Exception as error:  # noqa: BLE001 - any failure of a channel is recorded and retried
+            errors[channel] = f"{type(error).__name__}: {error}"[:500]
+            logger.warning("alert channel %s failed: %s", channel, errors[channel])
+    return sent, errors

@@ -1,0 +1,83 @@
+"""Sensors that alert the on-call engineer (controls.md, Alerting), running by default with the daemon.
+
+Plain sensors, not run-status sensors: a run-status sensor skips runs that ended
+before its first tick and advances its cursor even when its body raises. These
+read the instance's run records each tick and rely on the alert store
+(alerts/store.py) for exactly once; the cursor only narrows what is read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from alerts.channels import alert_config
+from alerts.dead_runs import CLOSE_JOB, RUNNING, reap_dead_runs
+from alerts.delivery import raise_alert, retry_pending
+from alerts.messages import failed_check_alerts, failed_close_alert
+from alerts.mirror import mirror_alerts
+from alerts.store import claimed_keys
+from orchestration.settings import load_settings
+
+TICK_SECONDS = 30
+# Runs finishing while a tick reads may carry an update time just before the cursor; re-reading the
+# last 10 minutes costs one query and the store drops what was already claimed.
+CURSOR_OVERLAP = timedelta(minutes=10)
+
+
+def _mirror_unless_closing(instance: dg.DagsterInstance) -> str:
+    """Mirror marts.alerts unless a close is running: its steps open and close the warehouse, and the
+    sensor must not take the file in between. A close in another process not yet registered is still
+    safe: the mirror gives way (skips) when the lock is held."""
+    if instance.get_run_records(dg.RunsFilter(job_name=CLOSE_JOB, statuses=list(RUNNING)), limit=1):
+        return "mirror deferred: a close is running"
+    return "mirrored" if mirror_alerts(load_settings().warehouse) else "mirror skipped: warehouse busy"
+
+
+@dg.sensor(
+    name="alert_on_failed_close_sensor",
+    minimum_interval_seconds=TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails closes whose process is gone, then sends one alert per failed close run.",
+)
+def alert_on_failed_close_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    instance = context.instance
+    config = alert_config()
+    reaped = reap_dead_runs(instance)
+    failed = instance.get_run_records(dg.RunsFilter(job_name=CLOSE_JOB, statuses=[dg.DagsterRunStatus.FAILURE]))
+    already = claimed_keys([record.dagster_run.run_id for record in failed])
+    sent = 0
+    for record in failed:
+        if record.dagster_run.run_id not in already:
+            sent += raise_alert(failed_close_alert(instance, record.dagster_run, config), config) is not None
+    retried = retry_pending(config)
+    mirror = _mirror_unless_closing(instance)
+    return dg.SkipReason(f"{len(reaped)} dead runs failed, {sent} alerts sent, {retried} retried; {mirror}")
+
+
+@dg.sensor(
+    name="alert_on_failed_warning_check_sensor",
+    minimum_interval_seconds=TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One alert per failed warning check in a close run that succeeded.",
+)
+def alert_on_failed_warning_check_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    instance = context.instance
+    config = alert_config()
+    since = datetime.fromtimestamp(float(context.cursor), tz=timezone.utc) - CURSOR_OVERLAP if context.cursor else None
+    succeeded = instance.get_run_records(
+        dg.RunsFilter(job_name=CLOSE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since)
+    )
+    drafts = [draft for record in succeeded for draft in failed_check_alerts(instance, record.dagster_run, config)]
+    already = claimed_keys([draft.dedup_key for draft in drafts])
+    sent = sum(raise_alert(draft, config) is not None for draft in drafts if draft.dedup_key not in already)
+    retried = retry_pending(config)
+    mirror = _mirror_unless_closing(instance)
+    if succeeded:
+        newest = max(record.update_timestamp for record in succeeded)
+        context.update_cursor(str(newest.timestamp()))
+    return dg.SkipReason(f"{len(succeeded)} runs read, {sent} alerts sent, {retried} retried; {mirror}")
+
+
+sensors = [alert_on_failed_close_sensor, alert_on_failed_warning_check_sensor]
