@@ -137,7 +137,8 @@ def month_end_rows(book: PriceBook, month_start: int, month_end: int) -> dict[in
 def hourly_capped_amount(exact_e14, cap_cents):
     """§3 hourly_capped: min(round(Σ quantity·price, 2), cap) in cents; no cap → the rounded sum."""
     amount = half_up(exact_e14, QTY * PRICE // CENTS)
-    return np.array([a if c is None else min(a, c) for a, c in zip(amount, cap_cents)], dtype=object)
+    uncapped = cap_cents == None  # noqa: E711 - elementwise on an object array
+    return np.where(uncapped, amount, np.minimum(amount, np.where(uncapped, 0, cap_cents)))
 
 
 def unit_amount(exact_e14):
@@ -148,8 +149,11 @@ def unit_amount(exact_e14):
 def transfer_allowance(hours, cap_hours, included_gib):
     """§3 transfer: included_transfer_gib · min(hours, cap_hours) / cap_hours, half up to 6 decimals (×QTY).
     0 where the row carries no allowance or no cap_hours."""
-    return np.array([0 if inc is None or not cap else half_up(inc * min(h, cap), cap)
-                     for h, cap, inc in zip(hours, cap_hours, included_gib)], dtype=object)
+    included = np.where(included_gib == None, 0, included_gib)  # noqa: E711
+    cap = np.where(cap_hours == None, 0, cap_hours)  # noqa: E711
+    earns = ((included != 0) & (cap > 0)).astype(bool)
+    cap = np.where(earns, cap, 1)
+    return np.where(earns, half_up(included * np.minimum(hours, cap), cap), 0)
 
 
 def transfer_overage(customer_codes, used, pool):
