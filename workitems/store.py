@@ -374,15 +374,17 @@ def _person(name: str) -> str:
 
 def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None) -> Decision:
     """Approve; an item that requires approval needs a second approver who is not the first."""
-    if not by.strip():
+    by = " ".join(by.split())
+    if not by:
         raise Refused("--by must name who approves")
     with engine.begin() as conn:
         item = _locked_item(conn, work_item_id)
         _refuse_if_decided(item, "approved")
         if _person(by) == _person(item["events"][0]["by"]):
             raise Refused(f"{work_item_id} was raised by {by}; the requester cannot approve it")
-        if any(_person(by) == _person(earlier) for earlier in item["approvals"]):
-            raise Refused(f"{work_item_id} needs two different people (four eyes): {by} already approved it; "
+        first = next((earlier for earlier in item["approvals"] if _person(earlier) == _person(by)), None)
+        if first:
+            raise Refused(f"{work_item_id} needs two different people (four eyes): {first} already approved it; "
                           f"a second person must approve")
         needed = 2 if item["requires_approval"] else 1
         approvals = (*item["approvals"], by)
@@ -399,7 +401,8 @@ def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None)
 
 def decline(engine: Engine, work_item_id: str, by: str, reason: str) -> Decision:
     """Decline an open item; one person and a reason suffice."""
-    if not by.strip():
+    by = " ".join(by.split())
+    if not by:
         raise Refused("--by must name who declines")
     if not (reason or "").strip():
         raise Refused("a decline needs a --reason")

@@ -1,0 +1,168 @@
+"""`billops workitems` through the real command: output, JSON rows, audit trail, four eyes, refusals,
+and the queue working while another process holds the warehouse's write lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from tests.conftest import BILLOPS
+from workitems.mirror import mirror_work_items
+from workitems.store import list_items, queue_engine, raise_item, raise_items
+
+# landing-contract.md, marts.work_items, written here independently of the code.
+CONTRACT_COLUMNS = [
+    "work_item_id", "kind", "rule", "customer_id", "invoice_number", "charge_id", "ticket_id", "amount",
+    "proposed_due_date", "reason", "evidence", "status", "requires_approval", "created_at", "decided_at",
+    "decided_by", "dedup_key",
+]
+
+SEED = [
+    {"kind": "refund", "rule": "R2", "customer_id": "CUST-0001", "invoice_number": "INV-2026-10-000001",
+     "charge_id": "ch_dup", "amount": Decimal("150.10"), "reason": "second succeeded charge",
+     "evidence": {"charges": ["ch_first", "ch_dup"]}},
+    {"kind": "credit_note", "rule": "R1", "customer_id": "CUST-0002", "invoice_number": "INV-2026-10-000002",
+     "amount": Decimal("40.00"), "reason": "restated lower, unpaid", "evidence": {"difference": "-40.00"}},
+    {"kind": "payment_extension", "rule": "E1", "customer_id": "CUST-0003", "invoice_number": "INV-2026-10-000003",
+     "charge_id": "ch_failed", "proposed_due_date": "2026-11-29", "reason": "eligible"},
+    {"kind": "refund", "rule": "R3", "customer_id": "CUST-0004", "invoice_number": "INV-2026-10-000004",
+     "ticket_id": "T-77", "amount": Decimal("12.34"), "reason": "claim confirmed by recomputation"},
+]
+
+
+class Queue:
+    def __init__(self, root):
+        self.url = f"sqlite:///{root / 'q.sqlite'}"
+        self.warehouse = root / "wh.duckdb"
+        self.engine = queue_engine(self.url)
+        self.root = root
+
+    def billops(self, *args: str, actor: str | None = "alice-laptop", user: str = "ops") -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("BILLOPS_ACTOR", "LOGNAME", "BILLOPS_WORKITEM_WEBHOOK_URL")}
+        env.update(BILLOPS_QUEUE_URL=self.url, BILLOPS_WAREHOUSE=str(self.warehouse), USER=user, COLUMNS="200")
+        if actor:
+            env["BILLOPS_ACTOR"] = actor
+        return subprocess.run([str(BILLOPS), "workitems", *args], cwd=self.root, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def marts(self) -> list[tuple]:
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return con.execute("SELECT work_item_id, status, decided_by FROM marts.work_items ORDER BY 1").fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def queue(tmp_path, monkeypatch):
+    monkeypatch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("BILLOPS_ACTOR", "ops")  # the sensor's deployment identity, recorded on `created`
+    q = Queue(tmp_path)
+    assert [created for _, created in raise_items(q.engine, SEED)] == [True] * 4
+    duckdb.connect(str(q.warehouse)).close()  # an existing warehouse: changes are mirrored into it
+    return q
+
+
+def test_list_prints_the_queue_and_json_rows_with_the_contract_columns(queue):
+    table = queue.billops("list")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "KIND", "RULE", "CUSTOMER", "INVOICE", "AMOUNT", "DUE", "STATUS", "APPROVALS", "CREATED"]
+    assert lines[1].split()[:8] == ["WI-000001", "refund", "R2", "CUST-0001", "INV-2026-10-000001", "150.10", "open", "0/2"]
+    assert lines[3].split()[:7] == ["WI-000003", "payment_extension", "E1", "CUST-0003", "INV-2026-10-000003", "2026-11-29", "open"]
+    assert lines[-1] == "4 items"
+
+    refunds = queue.billops("list", "--status", "open", "--kind", "refund", "--format", "json")
+    assert refunds.returncode == 0, refunds.stderr
+    rows = json.loads(refunds.stdout)
+    assert [r["work_item_id"] for r in rows] == ["WI-000001", "WI-000004"]
+    assert all(list(r) == CONTRACT_COLUMNS for r in rows)
+    assert (rows[0]["amount"], rows[1]["amount"], rows[1]["ticket_id"]) == ("150.10", "12.34", "T-77")
+    assert rows[0]["evidence"] == {"charges": ["ch_first", "ch_dup"]} and rows[0]["requires_approval"] is True
+    assert rows[0]["created_at"].endswith("Z") and rows[0]["dedup_key"] == "refund:R2:INV-2026-10-000001:ch_dup"
+
+
+def test_four_eyes_and_the_audit_trail_through_the_command(queue):
+    first = queue.billops("approve", "WI-000001", "--by", "alice", "--reason", "charge log shows two captures")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("WI-000001: approval 1 of 2 recorded by alice; a second person must approve")
+
+    again = queue.billops("approve", "WI-000001", "--by", "alice")
+    assert again.returncode == 1
+    assert "refused: WI-000001 needs two different people (four eyes): alice already approved it" in again.stderr
+
+    second = queue.billops("approve", "WI-000001", "--by", "bob", actor=None, user="bob-os")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("WI-000001 approved by alice and bob")
+    assert queue.marts()[0] == ("WI-000001", "approved", "bob")  # mirrored at once: the warehouse was free
+
+    shown = queue.billops("show", "WI-000001")
+    assert shown.returncode == 0, shown.stderr
+    assert "approvals          2 of 2 (alice, bob)" in shown.stdout
+    trail = [line.split(None, 1)[1] for line in shown.stdout.split("audit trail (UTC):\n")[1].splitlines()]
+    assert trail == [
+        "created           by sensor (os user ops)  - -> open  second succeeded charge",
+        "approval_recorded by alice (os user alice-laptop)  open -> open  charge log shows two captures",
+        "approved          by bob (os user bob-os)  open -> approved",
+    ]
+
+
+def test_a_declined_item_is_never_reopened_nor_changed(queue):
+    declined = queue.billops("decline", "WI-000003", "--by", "carol", "--reason", "second extension this quarter")
+    assert declined.returncode == 0, declined.stderr
+    assert declined.stdout.startswith("WI-000003 declined by carol: second extension this quarter")
+
+    assert raise_item(queue.engine, SEED[2]) == ("WI-000003", False)  # the sensor sees the failed charge again
+    approved_late = queue.billops("approve", "WI-000003", "--by", "dave")
+    assert approved_late.returncode == 1
+    assert "refused: WI-000003 is already declined (by carol at" in approved_late.stderr
+    assert "a decided item cannot be approved" in approved_late.stderr
+
+    shown = json.loads(queue.billops("show", "WI-000003", "--format", "json").stdout)
+    assert (shown["status"], shown["decided_by"]) == ("declined", "carol")
+    assert [(e["action"], e["by"], e["os_user"], e["note"]) for e in shown["events"]] == [
+        ("created", "sensor", "ops", "eligible"),
+        ("declined", "carol", "alice-laptop", "second extension this quarter"),
+    ]
+
+
+HOLD_WAREHOUSE = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1])
+con.execute("BEGIN TRANSACTION")
+con.execute("CREATE TABLE IF NOT EXISTS closing (x INTEGER)")
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_queue_keeps_working_while_another_process_holds_the_warehouse(queue):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WAREHOUSE, str(queue.warehouse)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        env = {**os.environ, "BILLOPS_QUEUE_URL": queue.url, "BILLOPS_WAREHOUSE": str(queue.warehouse),
+               "BILLOPS_ACTOR": "ops"}
+        approvers = [subprocess.Popen([str(BILLOPS), "workitems", "approve", work_item_id, "--by", "erin"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for work_item_id in ("WI-000002", "WI-000004")]
+        outputs = [p.communicate(timeout=120) + (p.returncode,) for p in approvers]
+        approved = [r["work_item_id"] for r in list_items(queue.engine, status="approved")]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    for (stdout, stderr, returncode), work_item_id in zip(outputs, ("WI-000002", "WI-000004")):
+        assert returncode == 0, stderr
+        assert stdout.startswith(f"{work_item_id} approved by erin")
+        assert "the warehouse is busy" in stdout
+    assert approved == ["WI-000002", "WI-000004"]
+    assert mirror_work_items(queue.warehouse, queue.engine) is True  # the lock is gone: the mirror catches up
+    assert queue.marts() == [("WI-000001", "open", None), ("WI-000002", "approved", "erin"),
+                             ("WI-000003", "open", None), ("WI-000004", "approved", "erin")]
