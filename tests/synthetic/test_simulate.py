@@ -21,7 +21,8 @@ import pytest
 from assets.jsonl import typed_view_sql
 from assets.payments import CHARGES, DISPUTES, REFUNDS
 from assets.tickets import TICKETS
-from synthetic.generate import PRICE_COLUMNS, generate
+from synthetic.generate import generate
+from synthetic.price_book import PRICE_COLUMNS
 from synthetic.simulate import simulate
 
 PREV, MONTH, SEED = "2026-09", "2026-10", 5
