@@ -128,12 +128,12 @@ def _account_resources(seed: int, base: CustomerBase) -> Resources:
     parts = []
 
     def add(mask, slot, sku, metering, start, end, level, usual_hour):
-        m = mask & (start < end)
+        has = mask & (start < end)
         parts.append(Resources(
-            customer=customer[m], sku=np.broadcast_to(sku, pool)[m].astype(np.int64),
-            size=np.ones(m.sum(), np.int64), start=start[m], end=end[m], region=base.home_region[m],
-            number=ACCOUNT_NUMBERS_FROM + customer[m] * 8 + slot, metering=np.full(m.sum(), metering, np.int8),
-            level=level[m], usual_hour=usual_hour[m]))
+            customer=customer[has], sku=np.broadcast_to(sku, pool)[has].astype(np.int64),
+            size=np.ones(has.sum(), np.int64), start=start[has], end=end[has], region=base.home_region[has],
+            number=ACCOUNT_NUMBERS_FROM + customer[has] * 8 + slot,
+            metering=np.full(has.sum(), metering, np.int8), level=level[has], usual_hour=usual_hour[has]))
 
     created, closed = base.created, base.closed
     midnight = np.zeros(pool, np.int64)
