@@ -12,7 +12,6 @@ import socket
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-import httpx
 
 logger = logging.getLogger("billops.alerts")
 
@@ -56,6 +55,8 @@ def alert_config() -> AlertConfig:
 
 def send_webhook(config: AlertConfig, text: str) -> None:
     """POST `{"text": ...}`; a non-2xx answer is an error (Slack answers 200 "ok")."""
+    import httpx  # 0.25 s to import: kept off the path of every process that loads the definitions
+
     response = httpx.post(config.webhook_url, json={"text": text}, timeout=SEND_TIMEOUT_SECONDS)
     response.raise_for_status()
 
