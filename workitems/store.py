@@ -35,8 +35,6 @@ RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_ext
 STATUSES = ("open", "approved", "declined", "done")
 DECIDED = ("approved", "declined", "done")
 APPROVAL_THRESHOLD = Decimal("100.00")  # work-items.md: refunds and credit notes over $100 need four eyes
-WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
-WEBHOOK_TIMEOUT_SECONDS = 3.0  # a sensor tick must finish well inside Dagster's 60 s
 
 # marts.work_items, in the landing contract's order.
 COLUMNS = (
@@ -213,7 +211,8 @@ def _checked_item(item: Mapping) -> dict:
         "reason": item.get("reason"),
         "evidence": json.dumps(item.get("evidence") or {}, sort_keys=True, default=_json_default),
         "status": "open",
-        "requires_approval": requires_approval_for(kind, amount) if requires is None else bool(requires),
+        # a sensor may ask for four eyes below the threshold, never waive them above it
+        "requires_approval": bool(requires) or requires_approval_for(kind, amount),
         "dedup_key": dedup_key,
     }
 
@@ -222,8 +221,9 @@ def _existing_id(conn: Connection, dedup_key: str) -> str | None:
     return conn.execute(sa.select(work_items.c.work_item_id).where(work_items.c.dedup_key == dedup_key)).scalar()
 
 
-def _event(conn: Connection, work_item_id: str, action: str, by: str, note: str | None = None,
-           from_status: str | None = None, to_status: str | None = None) -> None:
+def record_event(conn: Connection, work_item_id: str, action: str, by: str, note: str | None = None,
+                 from_status: str | None = None, to_status: str | None = None) -> None:
+    """One line of the audit trail: who (`by` and the OS user or BILLOPS_ACTOR), when, why, which move."""
     conn.execute(work_item_events.insert().values(
         work_item_id=work_item_id, at=_now(), action=action, by=by, os_user=os_actor(), note=note,
         from_status=from_status, to_status=to_status))
@@ -238,7 +238,7 @@ def _insert(conn: Connection, item: Mapping, raised_by: str) -> tuple[str, bool]
     work_item_id = f"WI-{number:06d}"
     created_at = _now()
     conn.execute(work_items.insert().values(work_item_id=work_item_id, created_at=created_at, **row))
-    _event(conn, work_item_id, "created", raised_by, row["reason"], None, "open")
+    record_event(conn, work_item_id, "created", raised_by, row["reason"], None, "open")
     return work_item_id, True
 
 
@@ -257,38 +257,19 @@ def raise_items(engine: Engine, items: Iterable[Mapping], raised_by: str = "sens
         except IntegrityError:  # a concurrent raiser wrote one of these keys first: re-read, now a no-op
             if attempt == 2:
                 raise
+    from workitems.webhook import notify_new_items
+
     notify_new_items(engine, [work_item_id for work_item_id, created in results if created])
     return results
 
 
 def raise_item(target: Engine | Connection, item: Mapping, raised_by: str = "sensor") -> tuple[str, bool]:
     """Raise one item; returns (work_item_id, created). On an Engine it commits and posts the webhook;
-    on a Connection it writes inside the caller's transaction, who calls `notify_new_items` after commit."""
+    on a Connection it writes inside the caller's transaction, who calls
+    `workitems.webhook.notify_new_items` after the commit."""
     if isinstance(target, Connection):
         return _insert(target, item, raised_by)
     return raise_items(target, [item], raised_by)[0]
-
-
-def notify_new_items(engine: Engine, work_item_ids: list[str]) -> None:
-    """POST each new item to BILLOPS_WORKITEM_WEBHOOK_URL, if set; the outcome goes into the audit trail.
-
-    Runs after the items are committed, so a failing webhook never loses an item.
-    """
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
-    if not url or not work_item_ids:
-        return
-    import httpx
-
-    with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
-        for work_item_id in work_item_ids:
-            item = get_item(engine, work_item_id)
-            try:
-                response = client.post(url, json=as_json_row(item))
-                ok, note = response.is_success, f"POST {url}: HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                ok, note = False, f"POST {url}: {type(exc).__name__}: {exc}"
-            with engine.begin() as conn:
-                _event(conn, work_item_id, "webhook_sent" if ok else "webhook_failed", "webhook", note)
 
 
 def as_json_row(item: Mapping) -> dict:
@@ -390,11 +371,11 @@ def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None)
         approvals = (*item["approvals"], by)
         if len(approvals) < needed:
             _move(conn, item, "open", by, {})  # no status change, but it takes the conditional-update check
-            _event(conn, work_item_id, "approval_recorded", by, note, "open", "open")
+            record_event(conn, work_item_id, "approval_recorded", by, note, "open", "open")
             return Decision(work_item_id, "open", approvals,
                             f"{work_item_id}: approval 1 of {needed} recorded by {by}; a second person must approve")
         _move(conn, item, "approved", by, {"decided_at": _now(), "decided_by": by})
-        _event(conn, work_item_id, "approved", by, note, item["status"], "approved")
+        record_event(conn, work_item_id, "approved", by, note, item["status"], "approved")
         who = " and ".join(approvals)
         return Decision(work_item_id, "approved", approvals, f"{work_item_id} approved by {who}")
 
@@ -410,7 +391,7 @@ def decline(engine: Engine, work_item_id: str, by: str, reason: str) -> Decision
         item = _locked_item(conn, work_item_id)
         _refuse_if_decided(item, "declined")
         _move(conn, item, "declined", by, {"decided_at": _now(), "decided_by": by})
-        _event(conn, work_item_id, "declined", by, reason, item["status"], "declined")
+        record_event(conn, work_item_id, "declined", by, reason, item["status"], "declined")
         return Decision(work_item_id, "declined", item["approvals"], f"{work_item_id} declined by {by}: {reason}")
 
 
@@ -428,6 +409,6 @@ def mark_done(engine: Engine, work_item_id: str, evidence: Mapping, by: str = "p
             raise Refused(f"{work_item_id} is {item['status']}; only an approved item can be done")
         merged = {**json.loads(item["evidence"]), "done": dict(evidence)}
         _move(conn, item, "done", by, {"evidence": json.dumps(merged, sort_keys=True, default=_json_default)})
-        _event(conn, work_item_id, "done", by, json.dumps(dict(evidence), sort_keys=True, default=_json_default),
+        record_event(conn, work_item_id, "done", by, json.dumps(dict(evidence), sort_keys=True, default=_json_default),
                "approved", "done")
         return True

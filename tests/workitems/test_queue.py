@@ -60,6 +60,13 @@ def test_raise_is_idempotent_by_dedup_key_and_numbers_items(engine):
     assert len(list_items(engine)) == 3
 
 
+def test_requires_approval_follows_the_100_dollar_rule_and_cannot_be_waived(engine):
+    at_threshold = raise_item(engine, {**DUPLICATE_CHARGE, "charge_id": "ch_a", "amount": "100.00"})[0]
+    above = raise_item(engine, {**DUPLICATE_CHARGE, "charge_id": "ch_b", "amount": "100.01", "requires_approval": False})[0]
+    asked = raise_item(engine, {**SMALL_CREDIT_NOTE, "requires_approval": True})[0]
+    assert [get_item(engine, i)["requires_approval"] for i in (at_threshold, above, asked)] == [False, True, True]
+
+
 def test_money_is_stored_as_exact_decimal_text_not_a_float(engine):
     raise_item(engine, DUPLICATE_CHARGE)
     with engine.connect() as conn:
