@@ -24,6 +24,7 @@ from assets.tickets import TICKETS
 from synthetic.generate import generate
 from synthetic.price_book import PRICE_COLUMNS
 from synthetic.simulate import simulate
+from workitems.eligibility import CRITERIA as E1_CRITERIA
 
 PREV, MONTH, SEED = "2026-09", "2026-10", 5
 MONTH_START = int(datetime(2026, 10, 1, tzinfo=timezone.utc).timestamp())
@@ -232,6 +233,7 @@ def test_extension_eligibility_follows_the_rules(world):
         expected = old_enough and e["customer_id"] not in lost and Decimal(e["amount"]) <= 5000
         assert e["eligible"] == expected, e
         assert e["eligible"] == (e["ineligible_reasons"] == [])
+        assert set(e["ineligible_reasons"]) <= set(E1_CRITERIA)  # the product's names (workitems.eligibility)
 
 
 def test_refunds_and_disputes(world):
