@@ -1,14 +1,16 @@
 """The dbt project as Dagster assets, wired once (DbtProject + @dbt_assets + a translator).
 
 Every dbt model is an asset of the monthly partition; the month reaches dbt as
-`--vars` built from the partition's time window (end exclusive). Sources map
-to the ingestion assets through `meta.dagster.asset_key`, so the UI shows one
-graph from a landed file to an invoice line.
+`--vars` built from the partition's time window (end exclusive), with the
+warehouse's absolute path (the profile reads it, so nothing writes the
+environment). Sources map to the ingestion and issuing assets through
+`meta.dagster.asset_key`, so the UI shows one graph from a landed file to an
+invoice line. The published marts read the issued copy, which the issuing
+asset writes after the drafts: Dagster runs this one dbt asset as two steps of
+the close (rating, then publication).
 """
 
-
 import json
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -21,9 +23,9 @@ from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 
 
-def period_vars(start: datetime, end: datetime) -> dict[str, str]:
-    """dbt vars for a partition window: period_start inclusive, period_end exclusive."""
-    return {"period_start": start.date().isoformat(), "period_end": end.date().isoformat()}
+def dbt_vars(start: datetime, end: datetime, warehouse: str) -> dict[str, str]:
+    """dbt vars for a partition window: period_start inclusive, period_end exclusive, and the warehouse file."""
+    return {"period_start": start.date().isoformat(), "period_end": end.date().isoformat(), "warehouse": warehouse}
 
 
 class BillopsTranslator(DagsterDbtTranslator):
@@ -47,9 +49,7 @@ class BillopsTranslator(DagsterDbtTranslator):
     backfill_policy=dg.BackfillPolicy.multi_run(1),
 )
 def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Rate the month: staging → intermediate → marts, with the dbt data tests as asset checks."""
+    """Rate the month into drafts (staging → intermediate), and publish the marts over the issued copy."""
     window = context.partition_time_window
-    dbt_vars = period_vars(window.start, window.end)
-    # dbt's profile reads the warehouse path from the environment (profiles.yml).
-    os.environ["BILLOPS_WAREHOUSE"] = warehouse.path
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    variables = dbt_vars(window.start, window.end, str(warehouse.warehouse_path))
+    yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()

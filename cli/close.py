@@ -1,4 +1,12 @@
-"""`billops close`: materialize one billing month through Dagster and summarize it."""
+"""`billops close`: run the monthly close through Dagster and report what this run did.
+
+The CLI is a thin shell: it refuses a month that would be issued out of order,
+restates earlier issued months whose inputs changed first, then launches
+`close_month_job` for the month in the instance in DAGSTER_HOME (so every close
+shows in `dagster dev`), and reads its typed results — step failures, check
+evaluations, the assets' metadata — never the warehouse, so the summary is
+always this run's.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +14,16 @@ import re
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
 from orchestration.settings import Settings
+from warehouse.landing import REFERENCE_COLUMNS, usage_month_files
+from warehouse.months import issued_months, order_problem
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
 
 DAGSTER_YAML = """# Written by billops on first use. Local instance: runs, events and schedules in this folder.
 telemetry:
@@ -21,12 +31,19 @@ telemetry:
 """
 
 
+class CloseRefused(Exception):
+    """The month cannot be closed now; nothing was run."""
+
+
 @dataclass
 class CloseOutcome:
+    month: str
     success: bool
     run_id: str
     log_file: Path
     failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, dict] = field(default_factory=dict)  # asset key → its materialization metadata
 
 
 def prepare_instance(settings: Settings) -> None:
@@ -36,88 +53,113 @@ def prepare_instance(settings: Settings) -> None:
         config.write_text(DAGSTER_YAML)
 
 
-def run_close(settings: Settings, month: str) -> CloseOutcome:
+def partition_problem(month: str) -> str | None:
+    """Why the month is not a partition of the close, in words (not DagsterUnknownPartitionError)."""
+    from orchestration.partitions import monthly_partitions
+
+    keys = monthly_partitions.get_partition_keys()
+    if f"{month}-01" in keys:
+        return None
+    return f"{month} is outside the months billops closes ({keys[0][:7]} to {keys[-1][:7]})"
+
+
+def _file_sha256(path: Path) -> str:
+    from assets.ledger import describe_files
+
+    return describe_files(path.parent, [path])[0].sha256
+
+
+def plan_months(settings: Settings, month: str) -> list[str]:
+    """The months to run, in order: earlier issued months whose inputs changed since, then `month`.
+
+    Raises CloseRefused when the month would be issued out of order or the warehouse is busy.
+    """
+    target = date.fromisoformat(f"{month}-01")
+    if not settings.warehouse.exists():
+        return [month]
+    try:
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+    except duckdb.IOException as exc:
+        raise CloseRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): {exc}")
+    try:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' AND table_name = "
+                           "'issued_months'").fetchone()[0]:
+            return [month]
+        issued = issued_months(con)
+        problem = order_problem(issued, target)
+        if problem:
+            raise CloseRefused(problem)
+        ledger = {r[0] for r in con.execute("SELECT path FROM audit.landed_files WHERE source = 'usage'").fetchall()}
+        used = {(r[0], r[1]): r[2] for r in con.execute(
+            "SELECT billing_month, file, sha256 FROM audit.reference_snapshots").fetchall()}
+    finally:
+        con.close()
+    current = {f"reference/{name}.csv": _file_sha256(settings.landing / "reference" / f"{name}.csv")
+               for name in REFERENCE_COLUMNS if (settings.landing / "reference" / f"{name}.csv").exists()}
+    earlier = []
+    for issued_month in (m for m in issued if m < target):
+        late = any(p.relative_to(settings.landing).as_posix() not in ledger
+                   for p in usage_month_files(settings.landing, issued_month))
+        changed = any(used.get((issued_month, rel)) != sha for rel, sha in current.items())
+        if late or changed:
+            earlier.append(f"{issued_month:%Y-%m}")
+    return earlier + [month]
+
+
+def close_job():
+    """The close job, for `dg.reconstructable` (execute_job needs a job it can rebuild by name)."""
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("close_month_job")
+
+
+def run_close(settings: Settings, month: str, allow_missing_days: bool = False) -> CloseOutcome:
     """Execute close_month_job for the month's partition in the real instance (DAGSTER_HOME)."""
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from alerts.dead_runs import reap_dead_runs, run_tags
 
     prepare_instance(settings)
-    job = defs.resolve_job_def("close_month_job")
-    # dbt's own output (written to stdout by dagster-dbt) goes to a log file; the
-    # same lines are kept per step in the instance for the UI.
+    # dbt's own output (written to stdout by dagster-dbt) goes to a log file; the same lines
+    # are kept per step in the instance for the UI.
     log_file = settings.dagster_home / "logs" / f"close-{month}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    tags = {"dagster/partition": f"{month}-01", **run_tags()}
+    if allow_missing_days:
+        tags[ALLOW_MISSING_DAYS_TAG] = "true"
     with dg.DagsterInstance.get() as instance, log_file.open("w") as log, redirect_stdout(log):
-        result = job.execute_in_process(
-            partition_key=f"{month}-01",
+        reap_dead_runs(instance)
+        result = dg.execute_job(
+            dg.reconstructable(close_job),
             instance=instance,
-            raise_on_error=False,
+            tags=tags,
             # The full event log is in the instance (dagster dev); the terminal gets warnings and errors.
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
-        failures = []
-        for event in result.all_events:
-            if event.event_type_value == "STEP_FAILURE":
-                error = event.event_specific_data.error
-                message = error.message.strip() if error else "failed"
-                cause = error.cause.message.strip() if error and error.cause else ""
-                failures.append(f"{event.step_key}: {message}" + (f" ({cause})" if cause and cause not in message else ""))
-            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-                evaluation = event.event_specific_data
-                if not evaluation.passed and str(evaluation.severity.value) == "ERROR":
-                    failures.append(f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed")
-        return CloseOutcome(success=result.success, run_id=result.run_id, log_file=log_file, failures=failures)
+        return _outcome(month, result, log_file)
 
 
-@dataclass
-class CloseSummary:
-    files: int
-    rows_read: int
-    accepted: int
-    redelivered: int
-    quarantined: int
-    quarantined_by_reason: dict[str, int]
-    other_sources: list[tuple]
-    invoices: int
-    total_invoiced: Decimal
+def _outcome(month: str, result, log_file: Path) -> CloseOutcome:
+    import dagster as dg
 
-
-def read_summary(settings: Settings, month: str) -> CloseSummary | None:
-    """What the close left in the warehouse for the month (read-only)."""
-    if not settings.warehouse.exists():
-        return None
-    billing_month = date.fromisoformat(f"{month}-01")
-    try:
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-    except duckdb.IOException:
-        return None  # another process holds the warehouse; the run's outcome is still reported
-    try:
-        loads = con.execute(
-            """SELECT count(*), coalesce(sum(rows_read), 0), coalesce(sum(accepted), 0),
-                      coalesce(sum(redelivered), 0), coalesce(sum(quarantined), 0)
-               FROM audit.file_loads WHERE billing_month = ? AND source = 'usage'""",
-            [billing_month],
-        ).fetchone()
-        reasons = dict(
-            con.execute(
-                "SELECT reason, count(*) FROM audit.quarantine WHERE source = 'usage' AND file LIKE ? GROUP BY 1 ORDER BY 1",
-                [f"usage/dt={month}-%"],
-            ).fetchall()
-        )
-        others = con.execute(
-            """SELECT source, count(*), sum(rows_read), sum(accepted), sum(redelivered), sum(quarantined)
-               FROM audit.file_loads WHERE billing_month = ? AND source <> 'usage' GROUP BY 1 ORDER BY 1""",
-            [billing_month],
-        ).fetchall()
-        try:
-            invoices, total = con.execute(
-                "SELECT count(*), coalesce(sum(total), 0) FROM marts.invoices WHERE billing_month = ?", [billing_month]
-            ).fetchone()
-        except duckdb.CatalogException:
-            invoices, total = 0, Decimal("0.00")
-    except duckdb.CatalogException:
-        return None
-    finally:
-        con.close()
-    return CloseSummary(*loads, quarantined_by_reason=reasons, other_sources=others, invoices=invoices, total_invoiced=Decimal(total))
+    outcome = CloseOutcome(month=month, success=result.success, run_id=result.run_id, log_file=log_file)
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        message = error.message.strip() if error else "failed"
+        cause = error.cause.message.strip() if error and error.cause else ""
+        outcome.failures.append(f"{event.step_key}: {message}" + (f" ({cause})" if cause and cause not in message else ""))
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        text = f"{evaluation.check_name} on {evaluation.asset_key.to_user_string()}: {evaluation.description or 'failed'}"
+        if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            outcome.failures.append(text)
+            outcome.success = False
+        else:
+            outcome.warnings.append(text)
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        outcome.metadata[materialization.asset_key.to_user_string()] = {
+            k: v.value for k, v in materialization.metadata.items()
+        }
+    return outcome

@@ -6,9 +6,8 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from orchestration.settings import export_settings, load_settings
+from orchestration.settings import load_settings
 from workitems.cli import workitems_app
 
 app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
@@ -31,38 +30,33 @@ def _check_month(month: str) -> str:
 
 
 @app.command()
-def close(month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM.", callback=_check_month)) -> None:
-    """Run the monthly close: ingest, rate and invoice MONTH through Dagster."""
-    from cli.close import read_summary, run_close
+def close(
+    month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM.", callback=_check_month),
+    allow_missing_days: bool = typer.Option(
+        False, "--allow-missing-days", help="Issue even if some UTC day has no usage file (C12); the run records it."),
+) -> None:
+    """Run the monthly close: ingest, rate, prove and issue MONTH through Dagster (restating earlier months first)."""
+    from cli.close import CloseRefused, partition_problem, plan_months, run_close
+    from cli.summary import print_outcome
 
     settings = load_settings()
-    export_settings(settings)
     if not settings.landing.is_dir():
         err_console.print(f"[red]close {month} failed:[/red] landing zone {settings.landing} does not exist (BILLOPS_LANDING)")
         raise typer.Exit(2)
-    outcome = run_close(settings, month)
-    summary = read_summary(settings, month)
-    if summary:
-        table = Table(title=f"billops close {month}", show_header=False)
-        table.add_row("usage files", f"{summary.files:,}")
-        table.add_row("records read", f"{summary.rows_read:,}")
-        table.add_row("accepted", f"{summary.accepted:,}")
-        table.add_row("re-delivered", f"{summary.redelivered:,}")
-        table.add_row("quarantined", f"{summary.quarantined:,}")
-        for reason, count in summary.quarantined_by_reason.items():
-            table.add_row(f"  {reason}", f"{count:,}")
-        for source, files, read, accepted, duplicate, bad in summary.other_sources:
-            table.add_row(f"{source} ({files} files)", f"read {read:,} · accepted {accepted:,} · duplicate {duplicate:,} · quarantined {bad:,}")
-        table.add_row("invoices", f"{summary.invoices:,}")
-        table.add_row("total invoiced (USD)", f"{summary.total_invoiced:,.2f}")
-        console.print(table)
-    console.print(f"Dagster run {outcome.run_id} in {settings.dagster_home}; dbt log {outcome.log_file}")
-    if not outcome.success:
-        err_console.print(f"[red]close {month} failed[/red]; the month is not complete:")
-        for failure in outcome.failures or ["the run failed (see the Dagster UI)"]:
-            err_console.print(f"  - {failure}")
+    problem = partition_problem(month)
+    if problem:
+        err_console.print(f"[red]close {month} refused:[/red] {problem}")
+        raise typer.Exit(2)
+    try:
+        months = plan_months(settings, month)
+    except CloseRefused as refused:
+        err_console.print(f"[red]close {month} refused:[/red] {refused}; nothing was issued")
         raise typer.Exit(1)
-    console.print(f"[green]close {month} succeeded[/green]")
+    for step in months:
+        outcome = run_close(settings, step, allow_missing_days=allow_missing_days and step == month)
+        print_outcome(console, err_console, outcome, settings)
+        if not outcome.success:
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -106,7 +100,3 @@ def simulate(
     counts = ", ".join(f"{k} {v:,}" for k, v in summary.get("files", {}).items())
     console.print(f"simulated {month}: {counts} → {settings.landing}")
     console.print(f"anomalies: {summary.get('anomalies', {})}")
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())

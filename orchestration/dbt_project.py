@@ -1,19 +1,16 @@
-"""The dbt project, declared once for dagster-dbt (DbtProject)."""
+"""The dbt project, declared once for dagster-dbt (DbtProject), with the target of BILLOPS_ENV."""
 
-import os
 import sys
 from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.settings import DBT_PROJECT_DIR, billops_env
 
-# dbt is installed beside this Python (the project's .venv); find it whatever PATH says.
-_venv_bin = str(Path(sys.executable).parent)
-if _venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _venv_bin + os.pathsep + os.environ.get("PATH", "")
+# dbt is installed beside this Python (the project's .venv): name it, whatever PATH says.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target="local")
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=billops_env())
 
 
 def _manifest_is_stale() -> bool:

@@ -1,7 +1,12 @@
-"""Resources: the DuckDB warehouse, the landing zone and dbt, configured from the environment."""
+"""Resources: the DuckDB warehouse, the landing zone and dbt, configured from the environment.
+
+Paths come from `dg.EnvVar` where the variable is set (so the UI shows which
+variable configures them) and from the contract's defaults otherwise.
+"""
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -10,9 +15,9 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
+from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
+from orchestration.settings import DEFAULTS, absolute
 from warehouse.schema import bootstrap
-from orchestration.dbt_project import dbt_project
-from orchestration.settings import load_settings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -26,13 +31,17 @@ class WarehouseResource(dg.ConfigurableResource):
     landing: str
 
     @property
+    def warehouse_path(self) -> Path:
+        return absolute(self.path)
+
+    @property
     def landing_path(self) -> Path:
-        return Path(self.landing)
+        return absolute(self.landing)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+        self.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.warehouse_path), read_only=read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
             if not read_only:
@@ -42,9 +51,12 @@ class WarehouseResource(dg.ConfigurableResource):
             con.close()
 
 
+def _from_env(name: str) -> str | dg.EnvVar:
+    return dg.EnvVar(name) if os.environ.get(name) else DEFAULTS[name]
+
+
 def build_resources() -> dict:
-    settings = load_settings()
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse), landing=str(settings.landing)),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "warehouse": WarehouseResource(path=_from_env("BILLOPS_WAREHOUSE"), landing=_from_env("BILLOPS_LANDING")),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     }

@@ -1,8 +1,8 @@
-"""Where billops reads and writes, from the environment (landing-contract.md).
+"""Where billops reads and writes, and which environment it runs in, from the environment.
 
-Every path is resolved to an absolute one against the directory the command
-runs in, once, so that dbt (which runs in its own project directory) and
-Dagster see the same files.
+Paths (landing-contract.md) are resolved to absolute ones against the directory
+the command runs in, once, so that dbt (which runs in its own project directory)
+and Dagster see the same files. Nothing here writes to the environment.
 """
 
 from __future__ import annotations
@@ -14,6 +14,23 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
+# BILLOPS_ENV picks the dbt target (dbt_project/profiles.yml): local | ci | prod.
+ENVIRONMENTS = ("local", "ci", "prod")
+
+DEFAULTS = {
+    "BILLOPS_LANDING": "data/landing",
+    "BILLOPS_WAREHOUSE": "data/warehouse.duckdb",
+    "DAGSTER_HOME": ".dagster",
+}
+
+
+def billops_env() -> str:
+    """The deployment environment, read in this one place."""
+    env = os.environ.get("BILLOPS_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"BILLOPS_ENV={env!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    return env
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -22,21 +39,19 @@ class Settings:
     dagster_home: Path
 
 
-def _absolute(value: str) -> Path:
+def absolute(value: str) -> Path:
     return Path(value).expanduser().resolve()
+
+
+def setting(name: str) -> str:
+    """A path variable as set, or the contract's default."""
+    return os.environ.get(name) or DEFAULTS[name]
 
 
 def load_settings() -> Settings:
     """Read BILLOPS_LANDING, BILLOPS_WAREHOUSE and DAGSTER_HOME with the contract's defaults."""
     return Settings(
-        landing=_absolute(os.environ.get("BILLOPS_LANDING", "data/landing")),
-        warehouse=_absolute(os.environ.get("BILLOPS_WAREHOUSE", "data/warehouse.duckdb")),
-        dagster_home=_absolute(os.environ.get("DAGSTER_HOME", ".dagster")),
+        landing=absolute(setting("BILLOPS_LANDING")),
+        warehouse=absolute(setting("BILLOPS_WAREHOUSE")),
+        dagster_home=absolute(setting("DAGSTER_HOME")),
     )
-
-
-def export_settings(settings: Settings) -> None:
-    """Pin the resolved paths in the environment, for dbt's profile and Dagster's instance."""
-    os.environ["BILLOPS_LANDING"] = str(settings.landing)
-    os.environ["BILLOPS_WAREHOUSE"] = str(settings.warehouse)
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)

@@ -1,14 +1,22 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='billing_month') }}
--- Credit balances per grant and month (billing-rules.md §4): opening = the grant's closing
--- balance of the latest earlier month in this ledger, or its full amount the first time;
--- grants usable in the month are used soonest-expiring first (never-expiring last), then
--- by granted_at, then grant_id, up to the invoice's subtotal. Re-closing month M reads
--- only months before M, so it always gives the same answer.
+-- Credit balances per grant for the month being closed (billing-rules.md §4). A grant opens
+-- with its closing balance of the latest earlier ISSUED month (audit.issued_credit_ledger),
+-- or its full amount the first time. Because only issued months feed it and months are
+-- issued in order, closing months out of order can never spend a credit twice, and
+-- re-closing an issued month recomputes from the same openings.
+-- Grants usable in the month are used soonest-expiring first (never-expiring last), then
+-- by granted_at, then grant_id, up to the invoice's subtotal.
 with usable as (
     select g.*
     from {{ ref('stg_reference__credit_grants') }} as g
     where g.granted_at < {{ period_end() }}
         and (g.expires_at is null or g.expires_at > {{ period_start() }})
+),
+
+previous as (
+    select grant_id, arg_max(closing_balance, billing_month) as closing_balance
+    from {{ source('audit', 'issued_credit_ledger') }}
+    where billing_month < {{ period_start() }}
+    group by grant_id
 ),
 
 opening as (
@@ -18,20 +26,9 @@ opening as (
         u.expires_at,
         u.granted_at,
         u.amount as granted_amount,
-        {% if is_incremental() %}
-        coalesce(prev.closing_balance, u.amount) as opening_balance
-        {% else %}
-        u.amount as opening_balance
-        {% endif %}
+        coalesce(p.closing_balance, u.amount) as opening_balance
     from usable as u
-    {% if is_incremental() %}
-    left join (
-        select grant_id, arg_max(closing_balance, billing_month) as closing_balance
-        from {{ this }}
-        where billing_month < {{ period_start() }}
-        group by grant_id
-    ) as prev on prev.grant_id = u.grant_id
-    {% endif %}
+    left join previous as p on p.grant_id = u.grant_id
 ),
 
 ordered as (
@@ -51,7 +48,7 @@ select
     {{ period_start() }} as billing_month,
     grant_id,
     customer_id,
-    granted_amount,
+    cast(granted_amount as decimal(18, 2)) as granted_amount,
     cast(opening_balance as decimal(18, 2)) as opening_balance,
     cast(least(opening_balance, greatest(subtotal - used_before, 0)) as decimal(18, 2)) as applied,
     cast(opening_balance - least(opening_balance, greatest(subtotal - used_before, 0)) as decimal(18, 2)) as closing_balance

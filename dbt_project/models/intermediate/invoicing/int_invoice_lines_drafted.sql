@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='billing_month',
-    on_schema_change='fail',
-) }}
--- The month's invoice lines (landing-contract.md, marts.invoice_lines).
+-- The month's draft invoice lines, numbered and carrying their draft invoice's number.
 select
     s.invoice_number,
     cast(l.line_number as integer) as line_number,

@@ -1,14 +1,9 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='billing_month',
-    on_schema_change='fail',
-) }}
--- The month's invoices (landing-contract.md, marts.invoices): subtotal, credits, tax, total.
+-- The month's draft invoices (billing-rules.md §5–§6): subtotal, credits, tax, total.
+-- Blocking controls judge these rows; only the issuing asset (assets/issuing.py) turns them
+-- into issued invoices, by copying them into audit.issued_invoices.
 with credits as (
     select customer_id, sum(applied) as credits_applied
-    from {{ ref('credit_ledger') }}
-    where billing_month = {{ period_start() }}
+    from {{ ref('int_credit_ledger_drafted') }}
     group by customer_id
 ),
 
@@ -41,5 +36,5 @@ select
     cast(round((subtotal - credits_applied) * tax_rate, 2) as decimal(18, 2)) as tax_amount,
     cast(subtotal - credits_applied + round((subtotal - credits_applied) * tax_rate, 2) as decimal(18, 2)) as total,
     reverse_charge,
-    'issued' as status
+    'draft' as status
 from amounts

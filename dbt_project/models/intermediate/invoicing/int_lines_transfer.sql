@@ -1,5 +1,6 @@
--- transfer (billing-rules.md §3): one account-level line per customer and SKU, even at 0;
--- quantity = overage over the customer's pool, priced at the month-end row.
+-- transfer (billing-rules.md §3): one account-level line per customer and transfer SKU, even
+-- at 0. The customer's one pool is drawn by its transfer SKUs in `sku` order: each SKU sees
+-- what the SKUs before it left. quantity = overage, priced at the month-end row.
 with used as (
     select customer_id, sku, sum(quantity) as quantity
     from {{ ref('int_resource_usage_monthly') }}
@@ -7,13 +8,29 @@ with used as (
     group by customer_id, sku
 ),
 
-overage as (
+drawn as (
     select
         u.customer_id,
         u.sku,
-        greatest(cast(0 as decimal(38, 6)), u.quantity - coalesce(p.pool_gib, 0)) as overage_gib
+        u.quantity,
+        coalesce(p.pool_gib, 0) as pool_gib,
+        coalesce(sum(u.quantity) over (
+            partition by u.customer_id order by u.sku
+            rows between unbounded preceding and 1 preceding
+        ), 0) as used_before
     from used as u
     left join {{ ref('int_transfer_pools') }} as p on p.customer_id = u.customer_id
+),
+
+overage as (
+    select
+        customer_id,
+        sku,
+        greatest(
+            cast(0 as decimal(38, 6)),
+            quantity - greatest(cast(0 as decimal(38, 6)), pool_gib - used_before)
+        ) as overage_gib
+    from drawn
 )
 
 select

@@ -15,4 +15,4 @@ select
     source_file,
     row_number,
     loaded_at
-from {{ source('landing_events', 'charges') }}
+from {{ source('payments', 'charges') }}

@@ -10,4 +10,4 @@ select
     source_file,
     row_number,
     loaded_at
-from {{ source('landing_events', 'disputes') }}
+from {{ source('payments', 'disputes') }}

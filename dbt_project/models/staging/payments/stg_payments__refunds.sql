@@ -11,4 +11,4 @@ select
     source_file,
     row_number,
     loaded_at
-from {{ source('landing_events', 'refunds') }}
+from {{ source('payments', 'refunds') }}

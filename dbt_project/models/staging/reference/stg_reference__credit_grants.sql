@@ -8,4 +8,4 @@ select
     reason,
     _source_file as source_file,
     _loaded_at as loaded_at
-from {{ source('landing', 'credit_grants') }}
+from {{ source('reference', 'credit_grants') }}

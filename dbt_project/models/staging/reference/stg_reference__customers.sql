@@ -10,4 +10,4 @@ select
     payment_method,
     _source_file as source_file,
     _loaded_at as loaded_at
-from {{ source('landing', 'customers') }}
+from {{ source('reference', 'customers') }}

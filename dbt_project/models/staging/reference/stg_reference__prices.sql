@@ -14,4 +14,4 @@ select
     cast(effective_to as date) as effective_to,
     _source_file as source_file,
     _loaded_at as loaded_at
-from {{ source('landing', 'price_book') }}
+from {{ source('reference', 'price_book') }}

@@ -8,4 +8,4 @@ select
     cast(effective_to as date) as effective_to,
     _source_file as source_file,
     _loaded_at as loaded_at
-from {{ source('landing', 'tax_rates') }}
+from {{ source('reference', 'tax_rates') }}

@@ -23,4 +23,4 @@ select
     source_file,
     row_number,
     loaded_at
-from {{ source('landing_events', 'tickets') }}
+from {{ source('support', 'tickets') }}

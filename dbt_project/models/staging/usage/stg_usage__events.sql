@@ -13,5 +13,5 @@ select
     source_file,
     row_number,
     loaded_at
-from {{ source('landing', 'usage_month') }}
+from {{ source('usage', 'usage_month') }}
 where start_time >= {{ period_start() }} and start_time < {{ period_end() }}

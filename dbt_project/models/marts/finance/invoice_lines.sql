@@ -1,0 +1,13 @@
+{{ config(materialized='view') }}
+-- Published invoice lines (landing-contract.md, marts.invoice_lines): issued lines as issued,
+-- and the draft lines of the month being closed while it is not issued yet.
+select
+    invoice_number, line_number, customer_id, billing_month, sku, product, resource_id,
+    description, quantity, unit, unit_price, amount
+from {{ source('audit', 'issued_invoice_lines') }}
+union all
+select
+    invoice_number, line_number, customer_id, billing_month, sku, product, resource_id,
+    description, quantity, unit, unit_price, amount
+from {{ ref('int_invoice_lines_drafted') }}
+where billing_month not in (select billing_month from {{ source('audit', 'issued_months') }})

@@ -1,0 +1,45 @@
+"""Months are issued in calendar order (billing-rules.md §4): credits carry from one month to the next.
+
+After the first issued month, closing M while M-1 is not issued is refused, naming
+M-1; a month before the first issued month cannot be closed at all. Re-closing an
+issued month is always allowed (it restates). The CLI asks before it starts a run
+and the issuing asset asks again inside its transaction, so a run launched from
+the UI obeys the same rule.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+
+class OutOfOrderMonth(Exception):
+    """Closing this month now would issue months out of order."""
+
+
+def previous_month(month: date) -> date:
+    return date(month.year - (month.month == 1), 12 if month.month == 1 else month.month - 1, 1)
+
+
+def issued_months(con: duckdb.DuckDBPyConnection) -> list[date]:
+    return [r[0] for r in con.execute("SELECT billing_month FROM audit.issued_months ORDER BY 1").fetchall()]
+
+
+def order_problem(issued: list[date], month: date) -> str | None:
+    """Why `month` cannot be closed given the issued months, or None when it can."""
+    if not issued or month in issued:
+        return None
+    if month < issued[0]:
+        return (f"{month:%Y-%m} is before the first issued month {issued[0]:%Y-%m}: credit balances start there, "
+                "so an earlier month cannot be closed")
+    before = previous_month(month)
+    if before not in issued:
+        return f"{before:%Y-%m} is not issued: months are issued in order, close {before:%Y-%m} first"
+    return None
+
+
+def check_month_order(con: duckdb.DuckDBPyConnection, month: date) -> None:
+    problem = order_problem(issued_months(con), month)
+    if problem:
+        raise OutOfOrderMonth(problem)
