@@ -96,10 +96,11 @@ def _group_select(landing: Path, files: list[Path], columns_present: set[str], f
         if required:
             checks.append(f"WHEN {c} IS NULL THEN '{c} is null'")
         checks.append(f"WHEN {c} IS NOT NULL AND {casts[c]} IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
-    originals = {f"src_{c}": source[c] for c in USAGE_COLUMNS}
+    # An untyped NULL takes the other groups' type in the UNION, so no group widens another's values.
+    originals = {f"src_{c}": (c if c in columns_present else "NULL") for c in USAGE_COLUMNS}
     originals["src_quantity_double"] = "NULL::DOUBLE"
     if floating:
-        originals["src_quantity"], originals["src_quantity_double"] = "NULL::VARCHAR", "quantity::DOUBLE"
+        originals["src_quantity"], originals["src_quantity_double"] = "NULL", "quantity::DOUBLE"
     return f"""
 SELECT
   substr(filename, {len(str(landing)) + 2}) AS source_file,
@@ -153,7 +154,8 @@ FLAGGED_SQL = """
 -- Only those rows reach the projection, so the raw JSON is built for them alone.
 CREATE OR REPLACE TEMP TABLE usage_flagged AS
 SELECT u.source_file, u.row_number, u.event_id,
-  to_json(struct_pack({raw}))::VARCHAR AS raw,
+  CASE WHEN u.src_quantity_double IS NULL THEN to_json(struct_pack({raw}))
+       ELSE to_json(struct_pack({raw_double})) END::VARCHAR AS raw,
   struct_pack(u.customer_id, u.resource_id, u.sku, u.region, u.start_time, u.end_time, u.quantity) AS content,
   CASE
     WHEN u.schema_error IS NOT NULL THEN 'bad_schema'
@@ -184,10 +186,8 @@ WHERE u.schema_error IS NOT NULL
    OR kc.customer_id IS NULL
    OR pd.sku IS NULL
    OR hash(u.event_id, reverse(u.event_id)) IN (SELECT h FROM usage_repeated_hashes)
-""".replace("{raw}", ", ".join(
-    f"{c} := u.src_{c}" if c != "quantity" else
-    "quantity := CASE WHEN u.src_quantity_double IS NULL THEN to_json(u.src_quantity) ELSE to_json(u.src_quantity_double) END"
-    for c in USAGE_COLUMNS))
+""".replace("{raw}", ", ".join(f"{c} := u.src_{c}" for c in USAGE_COLUMNS)).replace(
+    "{raw_double}", ", ".join(f"{c} := u.src_{c}" if c != "quantity" else "quantity := u.src_quantity_double" for c in USAGE_COLUMNS))
 
 REPEATS_SQL = """
 -- Settle the candidates exactly by event_id, in (folder, file name, row) order, among valid rows.
