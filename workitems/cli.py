@@ -52,7 +52,12 @@ def _mirror() -> None:
     warehouse = Path(os.environ.get("BILLOPS_WAREHOUSE", "data/warehouse.duckdb")).expanduser().resolve()
     if not warehouse.exists():
         return
-    if not mirror_work_items(warehouse):
+    try:
+        mirrored = mirror_work_items(warehouse)
+    except Exception as exc:  # noqa: BLE001 - the decision is committed; a broken mirror must not look like a refusal
+        typer.echo(f"note: marts.work_items not refreshed ({type(exc).__name__}: {exc}); the decision is recorded", err=True)
+        return
+    if not mirrored:
         typer.echo("note: the warehouse is busy (a close holds it); marts.work_items catches up at the next mirror")
 
 
@@ -118,7 +123,7 @@ def show_command(
     width = max(len(c) for c in COLUMNS)
     for column in COLUMNS:
         if column != "evidence":
-            typer.echo(f"{column.ljust(width)}  {'' if row[column] is None else row[column]}")
+            typer.echo(f"{column.ljust(width)}  {'' if row[column] is None else row[column]}".rstrip())
     needed = 2 if item["requires_approval"] else 1
     typer.echo(f"{'approvals'.ljust(width)}  {len(item['approvals'])} of {needed}"
                + (f" ({', '.join(item['approvals'])})" if item["approvals"] else ""))

@@ -57,8 +57,10 @@ def mirror_work_items(warehouse_path: str | Path, engine: Engine | None = None) 
 
     try:
         con = duckdb.connect(str(warehouse_path))
-    except duckdb.IOException:  # "Could not set lock on file": a close (or another mirror) holds it
-        return False
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc):  # not a busy warehouse (e.g. not a DuckDB file): say so, loudly
+            raise
+        return False  # "Could not set lock on file": a close (or another mirror) holds it
     try:
         rows = list_items(engine or queue_engine())
         work_items = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=_ARROW_SCHEMA)
