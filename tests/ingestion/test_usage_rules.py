@@ -68,6 +68,9 @@ def test_every_quarantine_reason_with_file_row_detail_and_raw(golden):
     redelivery = "usage/dt=2026-10-15/part-1-redelivery.parquet"  # the golden case delivers 2026-10-15 twice
     assert loads[redelivery] == (landed[redelivery], 0, landed[redelivery], 0)
     assert all(read == accepted + redelivered + bad for read, accepted, redelivered, bad in loads.values())
+    assert golden.query("SELECT count(*) FROM raw.usage_month WHERE source_file = ?", [BAD_FILE]) == [(0,)]
+    assert golden.query("SELECT source_file, row_number, quantity FROM raw.usage_month WHERE event_id = ?",
+                        [original["event_id"]]) == [("usage/dt=2026-10-01/part-0.parquet", 1, original["quantity"])]
     accepted = sum(v[1] for v in loads.values())
     assert golden.query("SELECT count(*) FROM raw.usage_month") == [(accepted,)]
     assert accepted == sum(landed.values()) - landed[redelivery] - len(rows)
