@@ -93,8 +93,9 @@ def run_suite(name: str, data, expectations: list[Expect], index_columns: list[s
     outcome = SuiteOutcome(success=bool(result.success), rows_checked=len(data))
     for r in result.results:
         rule = expectations[r.expectation_config.meta["rule_index"]]
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            outcome.errors.append(f"{rule.rule}: {r.exception_info.get('exception_message')}")
+        error = _raised(r.exception_info)
+        if error:
+            outcome.errors.append(f"{rule.rule}: {error}")
         if r.success:
             continue
         outcome.failed_rules.append(rule.rule)
@@ -114,3 +115,13 @@ def run_suite(name: str, data, expectations: list[Expect], index_columns: list[s
     outcome.success = outcome.success and not outcome.errors
     outcome.offences.sort(key=lambda o: tuple(str(v).zfill(12) for v in o.index.values()))
     return outcome
+
+
+def _raised(info: dict | None) -> str | None:
+    """GX's exception message for an expectation, if it raised: `exception_info` is either one
+    {"raised_exception", "exception_message"} or a mapping of metric id to such entries."""
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    messages = [str(e.get("exception_message")) for e in entries if e.get("raised_exception")]
+    return "; ".join(messages) or None

@@ -8,11 +8,16 @@ updated before it was created — and name each unexpected row by file and line.
 (an alert, not a blocked month): payments and tickets do not change what is invoiced.
 """
 
+import warnings
+
 import dagster as dg
 
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from quality.gx_runner import SHOWN, Expect, SuiteOutcome, frame, run_suite
+
+# Partitioned asset checks are a "preview" in Dagster 1.13; the month is what these checks judge.
+warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
 
 INDEX = ["source_file", "row_number"]
 
@@ -141,7 +146,7 @@ def landing_suites(context: dg.AssetCheckExecutionContext, warehouse: WarehouseR
     selected = {key.asset_key.path[-1] for key in context.selected_asset_check_keys}
     sources = [s for s in SUITES if s in selected]
     with warehouse.connect(read_only=True) as con:
-        frames = {s: frame(con.execute(SUITES[s][0]).to_arrow_table()) for s in sources}
+        frames = {s: frame(con.sql(SUITES[s][0]).to_arrow_table()) for s in sources}
     for source in sources:
         yield judge(source, run_suite(f"landing_{source}", frames[source], SUITES[source][1], INDEX))
 
