@@ -47,7 +47,7 @@ C1 = Control(
 C3 = Control(
     "C3_usage_completely_rated", LINES,
     "Every accepted usage group of the month is rated into exactly one line with the ingested quantity.",
-    "SELECT count(*) FROM (SELECT DISTINCT customer_id, resource_id, sku FROM intermediate.int_usage_daily)",
+    "SELECT count(*) FROM (SELECT DISTINCT customer_id, resource_id, sku FROM raw.usage_daily)",
     f"""
     WITH models AS (SELECT sku, any_value(model) AS model FROM raw.price_book GROUP BY sku),
     ingested AS (
@@ -56,7 +56,7 @@ C3 = Control(
              any_value(m.model) AS model,
              CASE WHEN any_value(m.model) = 'flat_monthly' THEN count(DISTINCT u.usage_date)
                   ELSE sum(u.quantity) END AS quantity
-      FROM intermediate.int_usage_daily u LEFT JOIN models m ON m.sku = u.sku
+      FROM raw.usage_daily u LEFT JOIN models m ON m.sku = u.sku
       GROUP BY ALL
     ),
     rated AS (

@@ -25,12 +25,12 @@ from quality.rerating_rules import CENTS, MODELS, PRICE, QTY, decimals, half_up,
 C2_CHECK_NAME = "C2_independent_rerating"
 C2_DESCRIPTION = "C2: a second implementation of billing-rules.md (Python) agrees with every draft invoice and line to the cent"
 
+# Accepted usage per (customer, resource, SKU, UTC day), aggregated by ingestion with a plain
+# GROUP BY over the accepted records (assets/usage.py), not by the dbt models C2 judges.
 USAGE_DAILY_SQL = """
-SELECT customer_id, resource_id, sku, CAST(start_time AS DATE) AS usage_date,
-       sum(quantity) AS quantity, max(start_time) AS last_start_time
-FROM raw.usage_month
-WHERE start_time >= $start AND start_time < $end
-GROUP BY ALL
+SELECT customer_id, resource_id, sku, usage_date, quantity, last_start_time
+FROM raw.usage_daily
+WHERE usage_date >= $start AND usage_date < $end
 """
 INVOICE_COMPARED = ["invoice_number", "customer_id", "subtotal", "credits_applied", "taxable_amount", "tax_rate",
                     "tax_amount", "total", "reverse_charge"]

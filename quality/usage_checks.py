@@ -1,7 +1,7 @@
 """Checks on the month's ingested usage, evaluated by the usage asset as it loads.
 
 - usage_rows_reconcile: the per-file reconciliation of quality/ingestion_checks.py.
-- usage_is_priced (control C9, blocking): no usage of the month quarantined as
+- C9_usage_is_priced (control C9, blocking): no usage of the month quarantined as
   `no_price`; such usage is not billable, so the month cannot be issued.
 """
 
@@ -17,7 +17,7 @@ USAGE_KEY = dg.AssetKey(["raw", "usage"])
 
 usage_check_specs = [
     reconcile_spec(USAGE_KEY, "usage"),
-    dg.AssetCheckSpec("usage_is_priced", asset=USAGE_KEY, blocking=True,
+    dg.AssetCheckSpec("C9_usage_is_priced", asset=USAGE_KEY, blocking=True,
                       description="C9: no usage of the month quarantined with reason no_price."),
 ]
 
@@ -38,7 +38,8 @@ def usage_is_priced(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetChec
     ).fetchall()
     total = sum(r[1] for r in unpriced)
     return dg.AssetCheckResult(
-        check_name="usage_is_priced",
+        asset_key=USAGE_KEY,
+        check_name="C9_usage_is_priced",
         passed=total == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(f"C9 failed: {total} usage rows quarantined as no_price (SKUs: "

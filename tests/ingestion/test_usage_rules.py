@@ -82,7 +82,7 @@ def test_every_quarantine_reason_with_file_row_detail_and_raw(golden):
     # no_price blocks the month (C9), naming the SKU; the reconciliation holds
     assert checks(result) == {
         "usage_rows_reconcile": (True, f"all {len(landed)} files reconcile"),
-        "usage_is_priced": (False, "C9 failed: 1 usage rows quarantined as no_price (SKUs: gpu-h100-unpriced)"),
+        "C9_usage_is_priced": (False, "C9 failed: 1 usage rows quarantined as no_price (SKUs: gpu-h100-unpriced)"),
     }
 
 
