@@ -10,9 +10,8 @@ expectation on the snapshot's frame, and the rows GX finds unexpected are the of
 
 
 import json
-from decimal import Decimal
-
 import warnings
+from decimal import Decimal
 
 import dagster as dg
 
@@ -53,13 +52,15 @@ def _snapshot_sql(name: str) -> str:
         overlap = """, (SELECT string_agg('row ' || o.row || ', ' || o.effective_from || ' to '
                                         || coalesce(o.effective_to, 'open'), ' and ' ORDER BY o.row)
               FROM ranged o
-              WHERE o.range_key = s.range_key AND o.row <> s.row AND s.from_day IS NOT NULL AND o.from_day IS NOT NULL
+              WHERE o.range_key = s.range_key AND o.row <> s.row AND s.valid_range AND o.valid_range
                 AND o.from_day < coalesce(s.to_day, DATE '9999-12-31')
                 AND s.from_day < coalesce(o.to_day, DATE '9999-12-31')) AS overlapping_rows,
             CASE WHEN s.to_day <= s.from_day THEN s.effective_to END AS effective_to_not_after_from"""
+    # Only well-formed ranges are compared: an unparseable or inverted one is reported by its own rule.
     ranged = (
         f", {RANGE_KEYS[name]} AS range_key, try_cast(effective_from AS DATE) AS from_day,"
-        " CASE WHEN effective_to IS NULL THEN NULL ELSE try_cast(effective_to AS DATE) END AS to_day"
+        " try_cast(effective_to AS DATE) AS to_day,"
+        " from_day IS NOT NULL AND (effective_to IS NULL OR to_day > from_day) AS valid_range"
         if name in RANGE_KEYS else ""
     )
     return f"""
