@@ -1,13 +1,25 @@
-"""Shared fixtures: a scratch landing zone, warehouse and Dagster instance per test,
-and the real `billops` command run as a subprocess (exit codes included)."""
+"""Shared fixtures: scratch workspaces (landing zone, warehouse, Dagster instance) and the real `billops` command.
+
+Speed (issue 6): a full close costs about a core-minute, so the golden month is
+closed ONCE per test run (`closed_golden`, session scope, shared by both xdist
+workers through a file lock) and read by many assertions; a test that needs
+"October closed" and then changes something works on a copy of it
+(`copy_closed_golden`), never on a new close. Every Workspace has its own
+DAGSTER_HOME and warehouse, so workers never share a DuckDB file.
+"""
 
 from __future__ import annotations
 
 import csv
+import fcntl
+import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +28,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+os.environ.setdefault("BILLOPS_ENV", "ci")  # the dbt target of tests (profiles.yml), in-process runs included
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +51,6 @@ USAGE_SCHEMA = pa.schema(
 )
 
 
-
 @dataclass
 class Workspace:
     root: Path
@@ -45,10 +58,15 @@ class Workspace:
     warehouse: Path
     dagster_home: Path
 
+    @classmethod
+    def at(cls, root: Path) -> "Workspace":
+        return cls(root, root / "landing", root / "warehouse.duckdb", root / "dagster_home")
+
     @property
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
+            "BILLOPS_ENV": "ci",
             "BILLOPS_LANDING": str(self.landing),
             "BILLOPS_WAREHOUSE": str(self.warehouse),
             "DAGSTER_HOME": str(self.dagster_home),
@@ -56,11 +74,11 @@ class Workspace:
 
     def billops(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(BILLOPS), *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=600
+            [str(BILLOPS), *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900
         )
 
-    def close(self, month: str) -> subprocess.CompletedProcess:
-        return self.billops("close", "--month", month)
+    def close(self, month: str, *options: str) -> subprocess.CompletedProcess:
+        return self.billops("close", "--month", month, *options)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         con = duckdb.connect(str(self.warehouse), read_only=True)
@@ -75,13 +93,109 @@ class Workspace:
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
         return path
 
+    def runs(self) -> list[tuple[str, str]]:
+        """(run_id, status) of every run in the workspace's instance, oldest first (read from its SQLite)."""
+        db = self.dagster_home / "history" / "runs.db"
+        if not db.exists():
+            return []
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute("SELECT run_id, status FROM runs ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # the instance is still creating its tables
+            return []
+        finally:
+            con.close()
+
 
 @pytest.fixture
 def golden(tmp_path: Path) -> Workspace:
-    """A copy of the golden October 2026 landing zone with an empty warehouse."""
-    landing = tmp_path / "landing"
-    shutil.copytree(GOLDEN / "landing", landing)
-    return Workspace(tmp_path, landing, tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
+    """A copy of the golden October 2026 landing zone with an empty warehouse (no close run)."""
+    ws = Workspace.at(tmp_path)
+    shutil.copytree(GOLDEN / "landing", ws.landing)
+    return ws
+
+
+# --- the golden month, closed once per test run -------------------------------------------------
+
+
+@dataclass
+class ClosedGolden:
+    """The golden landing closed by `billops close --month 2026-10` after a first close was killed (-9)."""
+
+    ws: Workspace
+    result: subprocess.CompletedProcess
+    killed_run_id: str | None
+    close_run_id: str
+
+
+def _shared_dir(tmp_path_factory) -> Path:
+    """A directory both xdist workers of this test run see (the per-run parent of their base temps)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _kill_a_close_mid_run(ws: Workspace) -> str | None:
+    """Start a close, wait until its run is STARTED in the instance and ~4 s into it, kill -9 its process group."""
+    process = subprocess.Popen([str(BILLOPS), "close", "--month", "2026-10"], cwd=ws.root, env=ws.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    started = None
+    while time.time() < deadline and process.poll() is None:
+        started = next((run_id for run_id, status in ws.runs() if status == "STARTED"), None)
+        if started:
+            break
+        time.sleep(0.2)
+    time.sleep(4)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    return started
+
+
+def _close_golden_once(root: Path) -> dict:
+    ws = Workspace.at(root)
+    shutil.copytree(GOLDEN / "landing", ws.landing)
+    killed = _kill_a_close_mid_run(ws)
+    result = ws.close("2026-10")
+    runs = ws.runs()
+    return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr,
+            "killed_run_id": killed, "close_run_id": runs[-1][0] if runs else ""}
+
+
+@pytest.fixture(scope="session")
+def closed_golden(tmp_path_factory) -> ClosedGolden:
+    """The golden month closed once for the whole test run (read-only: copy it before changing anything)."""
+    shared = _shared_dir(tmp_path_factory)
+    root, done = shared / "closed-golden", shared / "closed-golden.json"
+    with (shared / "closed-golden.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            done.write_text(json.dumps(_close_golden_once(root)))
+    data = json.loads(done.read_text())
+    result = subprocess.CompletedProcess(["billops", "close", "--month", "2026-10"], data["returncode"],
+                                         data["stdout"], data["stderr"])
+    return ClosedGolden(Workspace.at(root), result, data["killed_run_id"], data["close_run_id"])
+
+
+def copy_workspace(source: Workspace, root: Path) -> Workspace:
+    """A private copy of a closed workspace (landing, warehouse, instance) to change and close again."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("landing", "warehouse.duckdb", "dagster_home"):
+        src = source.root / name
+        if src.is_dir():
+            shutil.copytree(src, root / name)
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    return Workspace.at(root)
+
+
+@pytest.fixture
+def copy_closed_golden(closed_golden, tmp_path) -> Workspace:
+    """October 2026 closed and issued, in a private copy."""
+    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
+    return copy_workspace(closed_golden.ws, tmp_path / "ws")
+
+
+# --- reading the golden expectations ------------------------------------------------------------
 
 
 def read_expected(name: str) -> list[dict]:
@@ -105,11 +219,11 @@ def as_value(text: str | None):
         return str(text)
 
 
-def assert_closes_to_golden(ws: Workspace) -> None:
-    """marts.invoices and marts.invoice_lines equal the golden expectations, every column, to the cent."""
+def assert_closes_to_golden(ws: Workspace, table_prefix: str = "marts.") -> None:
+    """invoices and invoice_lines (marts by default) equal the golden expectations, every column, to the cent."""
     for table, expected_file, key in (
-        ("marts.invoices", "invoices.csv", "invoice_number"),
-        ("marts.invoice_lines", "invoice_lines.csv", "invoice_number, line_number"),
+        (f"{table_prefix}invoices", "invoices.csv", "invoice_number"),
+        (f"{table_prefix}invoice_lines", "invoice_lines.csv", "invoice_number, line_number"),
     ):
         expected = read_expected(expected_file)
         columns = list(expected[0].keys())

@@ -1,29 +1,90 @@
-"""The golden case closes to exactly its expected invoices and lines."""
+"""The golden case, closed once (session fixture) through the real `billops close`: many assertions on one close.
+
+The fixture first starts a close and kills it with -9 mid-run (issue 7 finding 9),
+then closes the month again: the second close must be exact and the killed run
+must end FAILURE in the instance.
+"""
 
 from decimal import Decimal
 
-from tests.conftest import assert_closes_to_golden
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import GOLDEN, assert_closes_to_golden, read_expected
+
+pytestmark = pytest.mark.xdist_group("golden")
+
+OCTOBER = "DATE '2026-10-01'"
 
 
-def test_golden_month_closes_to_the_cent(golden):
-    result = golden.close("2026-10")
+def _expected_total() -> Decimal:
+    return sum(Decimal(r["total"]) for r in read_expected("invoices.csv"))
+
+
+def _landed_usage() -> dict[str, int]:
+    """Every landed October usage file → its row count, from the Parquet footers."""
+    landing = GOLDEN / "landing"
+    return {p.relative_to(landing).as_posix(): pq.ParquetFile(p).metadata.num_rows
+            for p in sorted((landing / "usage").glob("dt=2026-10-*/*.parquet"))}
+
+
+def _check_evaluations(closed_golden) -> list:
+    instance = dg.DagsterInstance.from_config(str(closed_golden.ws.dagster_home))
+    try:
+        events = instance.all_logs(closed_golden.close_run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        return [e.dagster_event.event_specific_data for e in events]
+    finally:
+        instance.dispose()
+
+
+def test_golden_month_closes_to_the_cent_and_is_issued(closed_golden):
+    ws, result = closed_golden.ws, closed_golden.result
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_closes_to_golden(golden)
-    (invoices, total), = golden.query(
-        "SELECT count(*), sum(total) FROM marts.invoices WHERE billing_month = DATE '2026-10-01'"
-    )
-    assert (invoices, total) == (7, Decimal("333.02"))
-    assert "333.02" in result.stdout
+    assert_closes_to_golden(ws)
+    assert_closes_to_golden(ws, table_prefix="audit.issued_")
+    expected = read_expected("invoices.csv")
+    lines = read_expected("invoice_lines.csv")
+    assert ws.query(f"SELECT DISTINCT status FROM marts.invoices WHERE billing_month = {OCTOBER}") == [("issued",)]
+    assert ws.query("SELECT billing_month::VARCHAR, invoices, lines, total FROM audit.issued_months") == [
+        ("2026-10-01", len(expected), len(lines), _expected_total())]
+    assert (len(expected), len(lines), _expected_total()) == (7, 17, Decimal("333.02"))
+    # The issued copy and the published mart are the same rows.
+    columns = ", ".join(read_expected("invoices.csv")[0].keys())
+    assert ws.query(f"SELECT {columns} FROM audit.issued_invoices ORDER BY ALL") == ws.query(
+        f"SELECT {columns} FROM marts.invoices ORDER BY ALL")
+    assert ws.query("SELECT count(*) FROM audit.restatements") == [(0,)]
+    assert f"{len(expected)} invoices, {len(lines)} lines" in result.stdout
+    assert str(_expected_total()) in result.stdout
+    assert "close 2026-10 succeeded: issued" in result.stdout
 
 
-def test_money_columns_are_decimal_in_the_marts(golden):
-    assert golden.close("2026-10").returncode == 0
-    types = dict(
-        golden.query(
-            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'marts' AND table_name IN ('invoices', 'invoice_lines')"
-        )
-    )
+def test_every_control_passed_on_the_close(closed_golden):
+    evaluations = _check_evaluations(closed_golden)
+    names = {e.check_name for e in evaluations}
+    for control in ("C1_lines_add_up", "C3_usage_completely_rated", "C4_one_invoice_per_customer_month",
+                    "C5_gapless_numbering", "C6_no_negative_invoice", "C7_credits_conserved", "C8_tax_applied",
+                    "C11_month_over_month_swing"):
+        assert control in names, sorted(names)
+    assert any(name.startswith("C2_") for name in names) and any(name.startswith("C10_") for name in names)
+    assert [(e.check_name, e.description) for e in evaluations if not e.passed] == []
+
+
+def test_killed_close_is_marked_failed_and_the_next_close_is_exact(closed_golden):
+    assert closed_golden.killed_run_id, "the first close was killed before its run started"
+    statuses = dict(closed_golden.ws.runs())
+    assert statuses[closed_golden.killed_run_id] == "FAILURE"
+    assert statuses[closed_golden.close_run_id] == "SUCCESS"
+    assert len(statuses) == 2
+    # One issued copy, no duplicate from the killed run.
+    assert closed_golden.ws.query("SELECT count(*), count(DISTINCT invoice_number) FROM audit.issued_invoices") == [(7, 7)]
+
+
+def test_money_columns_are_decimal_in_the_marts(closed_golden):
+    types = dict(closed_golden.ws.query(
+        "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'marts' AND table_name IN ('invoices', 'invoice_lines')"
+    ))
     for column in ("invoices.subtotal", "invoices.credits_applied", "invoices.taxable_amount",
                    "invoices.tax_amount", "invoices.total", "invoice_lines.amount"):
         assert types[column] == "DECIMAL(18,2)", column
@@ -32,18 +93,25 @@ def test_money_columns_are_decimal_in_the_marts(golden):
     assert not [c for c, t in types.items() if t in ("DOUBLE", "FLOAT", "REAL")]
 
 
-def test_redelivered_file_is_counted_once(golden):
-    assert golden.close("2026-10").returncode == 0
-    loads = {row[0]: row[1:] for row in golden.query(
+def test_redelivered_file_is_counted_once(closed_golden):
+    ws = closed_golden.ws
+    landed = _landed_usage()
+    redelivery = "usage/dt=2026-10-15/part-1-redelivery.parquet"
+    original = "usage/dt=2026-10-15/part-0.parquet"
+    loads = {row[0]: row[1:] for row in ws.query(
         "SELECT file, rows_read, accepted, redelivered, quarantined FROM audit.file_loads "
-        "WHERE billing_month = DATE '2026-10-01'"
+        f"WHERE billing_month = {OCTOBER} AND source = 'usage'"
     )}
-    assert loads["usage/dt=2026-10-15/part-1-redelivery.parquet"] == (109, 0, 109, 0)
-    assert loads["usage/dt=2026-10-15/part-0.parquet"] == (109, 109, 0, 0)
-    assert len(loads) == 32
+    assert set(loads) == set(landed)
+    assert loads[redelivery] == (landed[redelivery], 0, landed[redelivery], 0)
+    assert loads[original] == (landed[original], landed[original], 0, 0)
     for file, (read, accepted, redelivered, quarantined) in loads.items():
-        assert read == accepted + redelivered + quarantined, file
-    # Every accepted row reaches staging once: per-file counts agree with the ingestion's.
-    staged = dict(golden.query("SELECT source_file, count(*) FROM raw.usage_month GROUP BY 1"))
+        assert read == landed[file] == accepted + redelivered + quarantined, file
+    staged = dict(ws.query("SELECT source_file, count(*) FROM raw.usage_month GROUP BY 1"))
     assert {f: v[1] for f, v in loads.items() if v[1]} == staged
-    assert golden.query("SELECT count(*) FROM audit.redeliveries")[0][0] == 109
+    assert ws.query("SELECT count(*) FROM audit.redeliveries") == [(landed[redelivery],)]
+    # The summary prints the same figures, derived here from the files.
+    stdout = closed_golden.result.stdout
+    assert f"│ usage files        │ {len(landed)} " in stdout
+    assert f"│ records read       │ {sum(landed.values()):,} " in stdout
+    assert f"│ re-delivered       │ {landed[redelivery]:,} " in stdout
