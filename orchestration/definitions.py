@@ -4,7 +4,7 @@ import warnings
 
 import dagster as dg
 
-from assets.dbt import billing_dbt_models
+from assets.dbt import billing_dbt_models, published_marts
 from assets.issuing import issued_invoices
 from assets.payments import payments
 from assets.reference import reference_snapshots
@@ -13,7 +13,10 @@ from assets.usage import usage
 from orchestration.jobs import close_month_job
 from orchestration.resources import build_resources
 from orchestration.sensors import sensors
+from quality.delivery_checks import delivery_checks
 from quality.invoice_controls import invoice_controls
+from quality.landing_suites import landing_suite_checks
+from quality.reference_checks import reference_checks
 
 # Every partitioned asset pins BackfillPolicy.multi_run(1) (one month per run, months in
 # order); the parameter is marked beta in dagster 1.13, which is noise in the CLI output.
@@ -22,8 +25,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 
 defs = dg.Definitions(
-    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices],
-    asset_checks=[invoice_controls],
+    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices, published_marts],
+    asset_checks=[*reference_checks, *delivery_checks, *landing_suite_checks, invoice_controls],
     jobs=[close_month_job],
     sensors=sensors,
     resources=build_resources(),
