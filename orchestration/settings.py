@@ -21,6 +21,7 @@ DEFAULTS = {
     "BILLOPS_LANDING": "data/landing",
     "BILLOPS_WAREHOUSE": "data/warehouse.duckdb",
     "DAGSTER_HOME": ".dagster",
+    "BILLOPS_PUBLISHED": "data/published",
 }
 
 
@@ -37,6 +38,7 @@ class Settings:
     landing: Path
     warehouse: Path
     dagster_home: Path
+    published: Path
 
 
 def absolute(value: str) -> Path:
@@ -49,9 +51,10 @@ def setting(name: str) -> str:
 
 
 def load_settings() -> Settings:
-    """Read BILLOPS_LANDING, BILLOPS_WAREHOUSE and DAGSTER_HOME with the contract's defaults."""
+    """Read BILLOPS_LANDING, BILLOPS_WAREHOUSE, DAGSTER_HOME and BILLOPS_PUBLISHED with the contract's defaults."""
     return Settings(
         landing=absolute(setting("BILLOPS_LANDING")),
         warehouse=absolute(setting("BILLOPS_WAREHOUSE")),
         dagster_home=absolute(setting("DAGSTER_HOME")),
+        published=absolute(setting("BILLOPS_PUBLISHED")),
     )

@@ -59,6 +59,19 @@ def _mirror() -> None:
         return
     if not mirrored:
         typer.echo("note: the warehouse is busy (a close holds it); marts.work_items catches up at the next mirror")
+        return
+    _publish(warehouse)
+
+
+def _publish(warehouse: Path) -> None:
+    """Refresh the BI copy (BILLOPS_PUBLISHED) after the mirror; a busy warehouse is published by the next close."""
+    from orchestration.settings import load_settings
+    from warehouse.published import publish
+
+    try:
+        publish(warehouse, load_settings().published)
+    except Exception as exc:  # noqa: BLE001 - the decision is committed; a failed copy must not look like a refusal
+        typer.echo(f"note: the published copy was not refreshed ({type(exc).__name__}: {exc})", err=True)
 
 
 def _cell(row: dict, key: str) -> str:

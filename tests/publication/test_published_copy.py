@@ -1,0 +1,207 @@
+"""The published copy for BI: whole tables out of the warehouse's marts, swapped in atomically.
+
+In-process tests on a small crafted warehouse (real DuckDB files) check what is
+copied and how; one test runs a real `billops close` on a copy of the golden
+month while readers read the copy in a loop.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import Workspace, copy_workspace
+from warehouse.published import publish, publish_now
+
+CRAFTED_MARTS = """
+CREATE SCHEMA audit; CREATE SCHEMA marts;
+CREATE TABLE audit.issued (invoice_number VARCHAR, billing_month DATE, total DECIMAL(18,2));
+INSERT INTO audit.issued VALUES ('INV-1', DATE '2026-09-01', 10.10), ('INV-2', DATE '2026-10-01', 20.20),
+                                ('INV-3', DATE '2026-10-01', 0.01);
+CREATE VIEW marts.invoices AS SELECT * FROM audit.issued;
+CREATE TABLE marts.kpi_team_daily (month DATE, day DATE, solved INTEGER);
+INSERT INTO marts.kpi_team_daily VALUES (DATE '2026-10-01', DATE '2026-10-02', 3);
+CREATE TABLE marts.work_items (work_item_id VARCHAR, amount DECIMAL(18,2));
+INSERT INTO marts.work_items VALUES ('WI-000001', 12.34);
+CREATE TABLE marts.restatements (customer_id VARCHAR, billing_month DATE);
+"""
+
+
+@pytest.fixture
+def crafted(tmp_path: Path) -> tuple[Path, Path]:
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute(CRAFTED_MARTS)
+    con.close()
+    return warehouse, tmp_path / "published"
+
+
+def read_duckdb(published: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(published / "marts.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_every_mart_is_copied_as_a_table_with_parquet_partitioned_by_its_month(crafted):
+    warehouse, published = crafted
+    assert publish_now(warehouse, published) == {"invoices": 3, "kpi_team_daily": 1, "restatements": 0,
+                                                 "work_items": 1}
+    assert read_duckdb(published, "SELECT table_name, table_type FROM information_schema.tables "
+                                  "WHERE table_schema = 'marts' ORDER BY 1") == [
+        ("invoices", "BASE TABLE"), ("kpi_team_daily", "BASE TABLE"), ("restatements", "BASE TABLE"),
+        ("work_items", "BASE TABLE")]
+    assert read_duckdb(published, "SELECT invoice_number, total FROM marts.marts.invoices ORDER BY 1") == [
+        ("INV-1", Decimal("10.10")), ("INV-2", Decimal("20.20")), ("INV-3", Decimal("0.01"))]
+
+    parquet = published / "parquet"
+    assert parquet.is_symlink() and os.readlink(parquet).startswith("parquet.v")
+    files = sorted(p.relative_to(parquet).as_posix() for p in parquet.rglob("*.parquet"))
+    assert files == ["invoices/billing_month=2026-09-01/data_0.parquet",
+                     "invoices/billing_month=2026-10-01/data_0.parquet",
+                     "kpi_team_daily/month=2026-10-01/data_0.parquet",
+                     "restatements/restatements.parquet",  # no rows: one file, so its schema is still readable
+                     "work_items/work_items.parquet"]  # no month column: one file
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT billing_month, sum(total) FROM read_parquet('{parquet}/invoices/*/*.parquet', "
+                       "hive_partitioning = true) GROUP BY 1 ORDER BY 1").fetchall()
+    assert [(str(m)[:10], t) for m, t in rows] == [("2026-09-01", Decimal("10.10")), ("2026-10-01", Decimal("20.21"))]
+    assert con.execute(f"SELECT * FROM '{parquet}/work_items/work_items.parquet'").fetchall() == [
+        ("WI-000001", Decimal("12.34"))]
+
+
+def test_a_new_publication_replaces_both_copies_and_keeps_only_the_version_it_replaced(crafted):
+    warehouse, published = crafted
+    publish_now(warehouse, published)
+    first = os.readlink(published / "parquet")
+    con = duckdb.connect(str(warehouse))
+    con.execute("INSERT INTO audit.issued VALUES ('INV-4', DATE '2026-11-01', 5.00)")
+    con.close()
+    publish_now(warehouse, published)
+    second = os.readlink(published / "parquet")
+    publish_now(warehouse, published)
+    third = os.readlink(published / "parquet")
+    assert len({first, second, third}) == 3
+    # the version just replaced stays for a read in flight; older ones are gone; no temp file is left
+    assert sorted(p.name for p in published.iterdir()) == sorted([".publish.lock", "marts.duckdb", "parquet",
+                                                                  second, third])
+    assert read_duckdb(published, "SELECT count(*) FROM marts.marts.invoices") == [(4,)]
+    assert (published / "parquet" / "invoices" / "billing_month=2026-11-01").is_dir()
+
+
+def test_publish_gives_up_at_once_while_another_process_writes_the_warehouse(crafted):
+    warehouse, published = crafted
+    publish_now(warehouse, published)
+    before = os.readlink(published / "parquet")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(warehouse)!r}); "
+                               "print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        assert publish(warehouse, published) is False
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.readlink(published / "parquet") == before  # nothing swapped, no half version left behind
+    assert not [p for p in published.iterdir() if p.name.endswith(".tmp")]
+    assert publish(warehouse, published) is True
+
+
+# --- readers during a real close ----------------------------------------------------------------
+
+
+def _month_state(con: duckdb.DuckDBPyConnection, invoices: str, lines: str) -> tuple:
+    """Per month: invoice count, their total, and whether every invoice's subtotal equals its lines."""
+    return tuple(con.execute(f"""
+        WITH l AS (SELECT invoice_number, sum(amount) AS amount FROM {lines} GROUP BY 1)
+        SELECT i.billing_month::VARCHAR, count(*), sum(i.total), bool_and(i.subtotal = coalesce(l.amount, 0))
+        FROM {invoices} i LEFT JOIN l USING (invoice_number) GROUP BY 1 ORDER BY 1""").fetchall())
+
+
+def read_published_duckdb(published: Path) -> tuple:
+    con = duckdb.connect(str(published / "marts.duckdb"), read_only=True)
+    try:
+        return _month_state(con, "marts.marts.invoices", "marts.marts.invoice_lines")
+    finally:
+        con.close()
+
+
+def read_published_parquet(published: Path) -> tuple:
+    version = os.path.realpath(published / "parquet")  # resolve once: one read, one version
+    con = duckdb.connect()
+    try:
+        scan = "read_parquet('{}/{}/*/*.parquet', hive_partitioning = true)"
+        return _month_state(con, scan.format(version, "invoices"), scan.format(version, "invoice_lines"))
+    finally:
+        con.close()
+
+
+def land_november_days(ws: Workspace, days: int) -> None:
+    """c001 runs its 1 vCPU droplet for the first `days` days of November (one file per day)."""
+    for day in range(1, days + 1):
+        start = datetime(2026, 11, day, tzinfo=UTC)
+        rows = [{"event_id": f"nov-{day}-{h}", "customer_id": "c001", "resource_id": "r001",
+                 "sku": "droplet-s-1vcpu-1gb", "region": "fra1", "start_time": start + timedelta(hours=h),
+                 "end_time": start + timedelta(hours=h + 1), "quantity": Decimal("1")} for h in range(24)]
+        ws.write_usage(f"usage/dt={start:%Y-%m-%d}/part-0.parquet", rows)
+
+
+def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(closed_golden, tmp_path):
+    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
+    ws = copy_workspace(closed_golden.ws, tmp_path / "ws")
+    published = ws.root / "published"
+    publish_now(ws.warehouse, published)
+    before = read_published_duckdb(published)
+    assert [m for m, *_ in before] == ["2026-10-01"] and before == read_published_parquet(published)
+    assert before[0][1] == 7 and before[0][3] is True
+
+    land_november_days(ws, 3)
+    reads: dict[str, list] = {"duckdb": [], "parquet": []}
+    errors: list[str] = []
+    closing = threading.Event()
+    closing.set()
+
+    def reader(kind: str, read) -> None:
+        while closing.is_set():
+            try:
+                reads[kind].append(read(published))
+            except Exception as exc:  # every failed read is a finding, reported below
+                errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=reader, args=("duckdb", read_published_duckdb)),
+               threading.Thread(target=reader, args=("parquet", read_published_parquet))]
+    for thread in threads:
+        thread.start()
+    try:
+        result = subprocess.run([str(Path(sys.executable).parent / "billops"), "close", "--month", "2026-11",
+                                 "--allow-missing-days"], cwd=ws.root, capture_output=True, text=True, timeout=600,
+                                env={**ws.env, "BILLOPS_PUBLISHED": str(published)})
+        time.sleep(0.5)  # a few reads of the final state
+    finally:
+        closing.clear()
+        for thread in threads:
+            thread.join()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+    after = read_published_duckdb(published)
+    assert [m for m, *_ in after] == ["2026-10-01", "2026-11-01"], "the close did not publish November"
+    assert after[0] == before[0] and after[1][1] == 1 and after[1][3] is True
+    assert after == read_published_parquet(published)
+    assert errors == []
+    for kind, seen in reads.items():
+        assert len(seen) >= 20, f"{kind}: only {len(seen)} reads during the close"
+        assert set(seen) <= {before, after}, f"{kind} saw a state that is neither before nor after"

@@ -1,0 +1,183 @@
+"""The published copy for BI (BILLOPS_PUBLISHED): marts.duckdb and Parquet, swapped in whole.
+
+Kept free of Dagster and dbt (duckdb only) because `billops workitems approve|decline`
+publishes after every queue change and must stay a quick command; the close's asset
+is `assets/publication.py`.
+
+BI tools must never hold the warehouse: DuckDB lets one process write a file, and a
+reader holding it would block the next close (and a close would block the reader).
+So after every close (the `published/marts` asset) and every queue change
+(`publish`, called by `billops workitems approve|decline`), every relation of the
+warehouse's `marts` schema is copied out as TABLEs into a different file:
+
+- `marts.duckdb` (schema `marts`): built as a temp file beside it, checkpointed,
+  fsynced, then `os.replace`d onto the name. A rename is atomic on one filesystem: a
+  reader opening the name gets the whole old file or the whole new one, and a reader
+  that already has the old one open keeps reading its (unlinked) inode undisturbed.
+- `parquet/<table>/`: each mart, Hive-partitioned by `billing_month` (or `month`)
+  when it has such a column, else one `<table>.parquet`. A publication writes a new
+  folder `parquet.<version>/` and flips the symlink `parquet` onto it (a temp symlink
+  `os.replace`d onto `parquet`, atomic like the file). A reader that resolves the
+  link once per read (`os.path.realpath`) reads one version only; the version just
+  replaced is kept until the next publication, so a read in flight finishes.
+
+The warehouse is only ever opened READ_ONLY here; when a close holds it, the queue's
+publish gives up at once (False) and the close's own publication catches up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+DUCKDB_FILE = "marts.duckdb"
+PARQUET_LINK = "parquet"
+MONTH_COLUMNS = ("billing_month", "month")  # the first one a mart has partitions its Parquet
+
+
+class WarehouseBusy(Exception):
+    """Another process holds the warehouse for writing."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+
+
+@contextmanager
+def _one_publisher(published: Path) -> Iterator[None]:
+    """Serialise publishers (a close and a queue change) so one never deletes the other's fresh version."""
+    published.mkdir(parents=True, exist_ok=True)
+    with (published / ".publish.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _qualified_marts(con: duckdb.DuckDBPyConnection) -> str:
+    """`"<catalog>".marts`: a file named marts.duckdb is catalog `marts`, so a bare `marts.x` is ambiguous."""
+    catalog = con.execute("SELECT current_database()").fetchone()[0]
+    return '"' + catalog.replace('"', '""') + '".marts'
+
+
+def _copy_marts(warehouse: Path, target: Path) -> dict[str, int]:
+    """Copy every relation of the warehouse's `marts` schema into `target` as tables; rows per table."""
+    con = duckdb.connect(str(target))
+    try:
+        try:
+            con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseBusy(str(exc)) from exc
+            raise
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'warehouse' "
+            "AND table_schema = 'marts' ORDER BY table_name").fetchall()]
+        schema = _qualified_marts(con)
+        con.execute(f"CREATE SCHEMA {schema}")
+        rows = {}
+        for name in names:
+            con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM warehouse.marts."{name}"')
+            rows[name] = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
+        con.execute("DETACH warehouse")
+        con.execute("CHECKPOINT")
+        return rows
+    finally:
+        con.close()
+
+
+def _write_parquet(copy: Path, folder: Path) -> None:
+    """Each table of the copy as `folder/<table>/`, Hive-partitioned by its month column when it has one."""
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        schema = _qualified_marts(con)
+        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
+                             "ORDER BY table_name").fetchall()
+        for (name,) in tables:
+            columns = {r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = ?",
+                [name]).fetchall()}
+            month = next((c for c in MONTH_COLUMNS if c in columns), None)
+            out = folder / name
+            out.mkdir(parents=True)
+            empty = con.execute(f'SELECT count(*) = 0 FROM {schema}."{name}"').fetchone()[0]
+            if month and not empty:
+                con.execute(f"COPY (SELECT * FROM {schema}.\"{name}\" ORDER BY \"{month}\") TO '{out}' "
+                            f"(FORMAT parquet, PARTITION_BY (\"{month}\"), OVERWRITE_OR_IGNORE)")
+            else:  # no month column, or no rows: one file, so the schema is still readable
+                con.execute(f"COPY {schema}.\"{name}\" TO '{out / (name + '.parquet')}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def _swap_parquet(published: Path, version_dir: Path) -> None:
+    """Point `parquet` at the new version atomically; delete versions older than the one replaced."""
+    link = published / PARQUET_LINK
+    previous = os.readlink(link) if link.is_symlink() else None
+    if link.exists() and not link.is_symlink():  # a folder left by hand: move it aside, never mix into it
+        link.rename(published / f"{PARQUET_LINK}.manual-{uuid.uuid4().hex[:8]}")
+    temp_link = published / f".{PARQUET_LINK}.{uuid.uuid4().hex}.link"
+    os.symlink(version_dir.name, temp_link)  # relative: the published folder can be moved or mounted elsewhere
+    os.replace(temp_link, link)
+    _fsync(published)
+    keep = {version_dir.name, previous}
+    for old in published.glob(f"{PARQUET_LINK}.v*"):
+        if old.name not in keep and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def publish_now(warehouse_path: str | Path, published: str | Path) -> dict[str, int]:
+    """Copy the marts out and swap both copies in; rows per table. Raises WarehouseBusy when locked."""
+    warehouse, published = Path(warehouse_path), Path(published)
+    with _one_publisher(published):
+        version = f"v{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+        temp_db = published / f".{DUCKDB_FILE}.{version}.tmp"
+        version_dir = published / f"{PARQUET_LINK}.{version}"
+        try:
+            rows = _copy_marts(warehouse, temp_db)
+            _write_parquet(temp_db, version_dir)
+            _fsync_tree(version_dir)
+            _fsync(temp_db)
+            os.replace(temp_db, published / DUCKDB_FILE)
+            _swap_parquet(published, version_dir)
+        except BaseException:
+            temp_db.unlink(missing_ok=True)
+            Path(f"{temp_db}.wal").unlink(missing_ok=True)
+            if version_dir.exists() and (published / PARQUET_LINK).resolve() != version_dir.resolve():
+                shutil.rmtree(version_dir, ignore_errors=True)
+            raise
+        return rows
+
+
+def publish(warehouse_path: str | Path, published_dir: str | Path) -> bool:
+    """Publish after a queue change; False (nothing swapped) when a close holds the warehouse.
+
+    The close publishes again at its end, so giving up here loses nothing.
+    """
+    if not Path(warehouse_path).exists():
+        return False
+    try:
+        publish_now(warehouse_path, published_dir)
+    except WarehouseBusy:
+        return False
+    return True
