@@ -6,6 +6,7 @@
 - `audit.reference_snapshots`: the hash of every reference snapshot a close used.
 - `audit.issued_*`: the frozen, append-only copy of every issued month (billing-rules.md §6);
   `audit.restatements`: differences found when an issued month is recomputed.
+- `marts.work_items`: created empty so dbt can read the queue before workitems/mirror.py first fills it.
 """
 
 from __future__ import annotations
@@ -151,6 +152,29 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
     cause            VARCHAR NOT NULL,
     detected_at      TIMESTAMP NOT NULL,
     run_id           VARCHAR NOT NULL
+);
+-- The work-item queue as BI reads it (landing contract). Its truth is the ops store; workitems/mirror.py
+-- replaces it whole with the same columns. Created here, empty, so that dbt (source queue.work_items:
+-- credit notes, extensions) can read it before the first mirror.
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE TABLE IF NOT EXISTS marts.work_items (
+    work_item_id      VARCHAR NOT NULL PRIMARY KEY,
+    kind              VARCHAR NOT NULL,
+    rule              VARCHAR NOT NULL,
+    customer_id       VARCHAR,
+    invoice_number    VARCHAR,
+    charge_id         VARCHAR,
+    ticket_id         VARCHAR,
+    amount            DECIMAL(18,2),
+    proposed_due_date DATE,
+    reason            VARCHAR,
+    evidence          JSON,
+    status            VARCHAR NOT NULL,
+    requires_approval BOOLEAN NOT NULL,
+    created_at        TIMESTAMP NOT NULL,
+    decided_at        TIMESTAMP,
+    decided_by        VARCHAR,
+    dedup_key         VARCHAR NOT NULL UNIQUE
 );
 """
 

@@ -1,12 +1,14 @@
 {{ config(materialized='view') }}
 -- Published invoices (landing-contract.md, marts.invoices): every issued invoice exactly as
--- issued (audit.issued_invoices, append-only), and the drafts of the month being closed
--- while it is not issued yet (status 'draft').
+-- issued (audit.issued_invoices, append-only) with its payment status from accounts_receivable
+-- (billing-rules.md §7: paid, past_due, extended, refunded, partially_refunded, else issued), and
+-- the drafts of the month being closed while it is not issued yet (status 'draft').
 select
-    invoice_number, customer_id, billing_month, issue_date, due_date, currency, subtotal,
-    credits_applied, taxable_amount, tax_name, tax_rate, tax_amount, total, reverse_charge,
-    cast('issued' as varchar) as status
-from {{ source('audit', 'issued_invoices') }}
+    i.invoice_number, i.customer_id, i.billing_month, i.issue_date, i.due_date, i.currency, i.subtotal,
+    i.credits_applied, i.taxable_amount, i.tax_name, i.tax_rate, i.tax_amount, i.total, i.reverse_charge,
+    cast(coalesce(ar.status, 'issued') as varchar) as status
+from {{ source('audit', 'issued_invoices') }} i
+left join {{ ref('accounts_receivable') }} ar on ar.invoice_number = i.invoice_number
 union all
 select
     invoice_number, customer_id, billing_month, issue_date, due_date, currency, subtotal,
