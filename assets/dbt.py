@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from assets.kpi_metadata import with_kpi_metadata
 from orchestration.dbt_project import dbt_project
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
@@ -86,5 +87,9 @@ def billing_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
     backfill_policy=dg.BackfillPolicy.multi_run(1),
 )
 def published_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Publish the marts: views over the issued copy (and the drafts of a month not yet issued)."""
-    yield from _build(context, dbt, warehouse)
+    """Publish the marts: views over the issued copy (and the drafts of a month not yet issued).
+
+    The KPI marts' events carry the month's headline numbers (assets/kpi_metadata.py), read after dbt exits.
+    """
+    yield from with_kpi_metadata(context, _build(context, dbt, warehouse), str(warehouse.warehouse_path),
+                                 context.partition_time_window.start.date())

@@ -1,0 +1,156 @@
+"""kpi_billing_monthly and kpi_churn_monthly on two crafted months, closed with the real command.
+
+October is the golden month (7 invoices issued on 1 November, due on the 15th). November lands
+one usage file per day for c001, c002 and c004 only (c003, c006, c007 churn) and payments
+answering October's invoices: c001 paid before its due date, c002 failed then paid late, c003
+failed and never paid (involuntary churn), c004 paid then partly refunded after a
+refund_request ticket. Every expected figure is worked out here from those inputs, in Decimal
+rounded half up; only November's invoiced amount (rating is tested elsewhere) is read back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from tests.conftest import GOLDEN, Workspace
+
+pytestmark = pytest.mark.xdist_group("kpi_billing")  # one close for the module, on one worker
+
+OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
+NOVEMBER_CUSTOMERS = ("c001", "c002", "c004")
+
+
+def unix(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp())
+
+
+def october_totals() -> dict[str, tuple[str, Decimal]]:
+    with (GOLDEN / "expected" / "invoices.csv").open() as f:
+        return {r["customer_id"]: (r["invoice_number"], Decimal(r["total"])) for r in csv.DictReader(f)}
+
+
+def charge(cid: str, customer: str, cents: int, status: str, created: str) -> dict:
+    invoice = october_totals()[customer][0]
+    return {"id": cid, "object": "charge", "amount": cents, "amount_refunded": 0, "currency": "usd",
+            "customer": customer, "created": unix(created), "status": status, "paid": status == "succeeded",
+            "failure_code": "card_declined" if status == "failed" else None,
+            "failure_message": "Your card was declined." if status == "failed" else None,
+            "refunded": False, "metadata": {"invoice_number": invoice}}
+
+
+def lines(path, docs: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+
+
+@pytest.fixture(scope="module")
+def two_months(tmp_path_factory) -> Workspace:
+    ws = Workspace.at(tmp_path_factory.mktemp("kpi-billing"))
+    shutil.copytree(GOLDEN / "landing", ws.landing)
+    result = ws.close("2026-10")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+    for offset in range(30):  # one usage file per November day: one droplet hour per customer
+        start = datetime(2026, 11, 1, 12, tzinfo=timezone.utc) + timedelta(days=offset)
+        ws.write_usage(f"usage/dt={start.date().isoformat()}/part-0.parquet", [
+            {"event_id": f"nov-{customer}-{offset:02d}", "customer_id": customer, "resource_id": f"nov-{customer}",
+             "sku": "droplet-s-1vcpu-1gb", "region": "nyc3", "start_time": start,
+             "end_time": start + timedelta(hours=1), "quantity": Decimal("1.000000")}
+            for customer in NOVEMBER_CUSTOMERS])
+    totals = october_totals()
+    lines(ws.landing / "payments" / "charges" / "2026-11.jsonl", [
+        charge("ch_1", "c001", 300, "succeeded", "2026-11-10T09:00:00"),
+        charge("ch_2", "c002", 1521, "failed", "2026-11-12T09:00:00"),
+        charge("ch_3", "c002", 1521, "succeeded", "2026-11-20T09:00:00"),
+        charge("ch_4", "c003", 30155, "failed", "2026-11-14T09:00:00"),
+        charge("ch_5", "c004", 192, "succeeded", "2026-11-05T09:00:00"),
+    ])
+    lines(ws.landing / "payments" / "refunds" / "2026-11.jsonl", [
+        {"id": "re_1", "object": "refund", "amount": 50, "charge": "ch_5", "created": unix("2026-11-25T12:00:00"),
+         "currency": "usd", "reason": "requested_by_customer", "status": "succeeded", "metadata": {}},
+    ])
+    lines(ws.landing / "tickets" / "2026-11.jsonl", [
+        {"id": 1, "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-25T12:00:00Z", "status": "solved",
+         "via": {"channel": "email"}, "organization_id": "c004", "tags": ["refund_request"],
+         "custom_fields": [{"id": "invoice_number", "value": totals["c004"][0]}], "metrics": {"reopens": 0}},
+    ])
+    result = ws.close("2026-11")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return ws
+
+
+def half_up(value: Decimal, places: str) -> Decimal:
+    return value.quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
+BILLING = ("invoices_issued, invoiced_amount, invoice_accuracy_rate, pre_issue_control_pass_rate, refunds_count, "
+           "refunds_amount, refund_turnaround_hours_median, refund_turnaround_hours_p90, payment_success_rate, "
+           "failed_payment_recovery_rate, extensions_granted, ar_current, ar_1_30, ar_31_60, ar_61_90, ar_90_plus, "
+           "dso_days")
+
+
+def test_kpi_billing_monthly_two_months(two_months):
+    actual = {r[0]: tuple(r[1:]) for r in two_months.query(f"SELECT month, {BILLING} FROM marts.kpi_billing_monthly")}
+    totals = october_totals()
+    october_amount = sum(t for _, t in totals.values())
+    zero = Decimal("0.00")
+    assert actual[OCT] == (len(totals), october_amount, Decimal("1.000000"), Decimal("1.000000"), 0, zero, None, None,
+                           None, None, 0, zero, zero, zero, zero, zero, None)
+
+    november_amount = two_months.query(
+        "SELECT sum(total) FROM audit.issued_invoices WHERE billing_month = DATE '2026-11-01'")[0][0]
+    due = [c for c, (_, total) in totals.items() if total > 0]  # every October invoice is due on 15 November
+    paid_on_time = ["c001", "c004"]  # c004's refund came after its due date
+    # at 1 December every October invoice is 16 days past due; what is still owed:
+    owed = {"c003": totals["c003"][1], "c004": Decimal("0.50"), "c006": totals["c006"][1], "c007": totals["c007"][1]}
+    ar = sum(owed.values())
+    assert actual[NOV] == (
+        len(NOVEMBER_CUSTOMERS), november_amount, Decimal("1.000000"), Decimal("1.000000"),
+        1, Decimal("0.50"),
+        Decimal("26.00"), Decimal("26.00"),  # ticket 24 Nov 10:00 → refund 25 Nov 12:00
+        half_up(Decimal(len(paid_on_time)) / len(due), "0.000001"),
+        Decimal("0.500000"),  # c002 recovered, c003 not
+        0, zero, ar, zero, zero, zero,
+        half_up(ar * 30 / october_amount, "0.01"),  # October's invoices were issued in November
+    )
+    assert actual[NOV][12] == Decimal("313.39")  # worked by hand: 301.55 + 0.50 + 11.15 + 0.19
+
+
+def test_kpi_churn_monthly_two_months(two_months):
+    actual = {r[0]: tuple(r[1:]) for r in two_months.query(
+        "SELECT month, active_customers_start, churned_customers, logo_churn_rate, revenue_churn_rate, "
+        "involuntary_churned FROM marts.kpi_churn_monthly")}
+    totals = october_totals()
+    active = {c for c, (_, total) in totals.items() if total > 0}  # c005's October total is 0
+    churned = active - set(NOVEMBER_CUSTOMERS)
+    assert churned == {"c003", "c006", "c007"}
+    assert actual[OCT] == (0, 0, None, None, 0)
+    assert actual[NOV] == (
+        len(active), len(churned),
+        half_up(Decimal(len(churned)) / len(active), "0.000001"),
+        half_up(sum(totals[c][1] for c in churned) / sum(t for _, t in totals.values()), "0.000001"),
+        1,  # c003: a failed charge, still unpaid
+    )
+
+
+def test_kpi_headlines_reach_the_dagster_instance(two_months):
+    """The close's KPI materializations carry the month's numbers as metadata (plotted by the UI)."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(two_months.dagster_home))
+    try:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["marts", "kpi_churn_monthly"]))
+        metadata = event.asset_materialization.metadata
+        assert event.asset_materialization.partition == "2026-11-01"
+        assert metadata["logo_churn_rate"].value == 0.5
+        assert metadata["involuntary_churned"].value == 1
+        billing = instance.get_latest_materialization_event(dg.AssetKey(["marts", "kpi_billing_monthly"]))
+        assert billing.asset_materialization.metadata["refunds_count"].value == 1
+    finally:
+        instance.dispose()
