@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DagsterDbtProjectPreparer, DbtCliResource, DbtProject
 
 from orchestration.settings import DBT_PROJECT_DIR, billops_env
 
@@ -11,6 +11,17 @@ from orchestration.settings import DBT_PROJECT_DIR, billops_env
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=billops_env())
+
+
+class VenvDbtPreparer(DagsterDbtProjectPreparer):
+    """Parses the manifest with the dbt beside this Python, so PATH never has to be edited."""
+
+    def _prepare_manifest(self, project: DbtProject) -> None:
+        resource = DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
+        resource.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+preparer = VenvDbtPreparer()
 
 
 def _manifest_is_stale() -> bool:
@@ -27,6 +38,6 @@ def _manifest_is_stale() -> bool:
 # Under `dagster dev` the manifest is re-parsed at load; elsewhere `make install`
 # prepares it, and any process that finds it missing or older than the project
 # re-parses it (~3 s), so assets never stream events for models they do not know.
-dbt_project.prepare_if_dev()
+preparer.prepare_if_dev(dbt_project)
 if _manifest_is_stale():
-    dbt_project.preparer.prepare(dbt_project)
+    preparer.prepare(dbt_project)
