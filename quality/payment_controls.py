@@ -25,8 +25,6 @@ Definitions (where controls.md leaves room):
   invoice) and money beyond amount_due (an unrefunded duplicate) make it differ.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 import duckdb
 import pyarrow as pa
@@ -99,9 +97,9 @@ P3 = Control(
                WHEN w.status NOT IN ('approved', 'done') THEN 'work item is ' || w.status || ', not approved'
                WHEN NOT w.requires_approval THEN 'work item did not require approval (four eyes)'
                WHEN t.work_item_id IS NULL THEN 'no approval trail in the queue'
-               WHEN list_contains(list_transform(t.approvers, a -> lower(trim(a))), lower(trim(t.requested_by)))
+               WHEN list_contains(list_transform(t.approvers, lambda a: lower(trim(a))), lower(trim(t.requested_by)))
                  THEN 'approved by its requester ' || t.requested_by
-               WHEN len(list_distinct(list_transform(t.approvers, a -> lower(trim(a))))) < 2
+               WHEN len(list_distinct(list_transform(t.approvers, lambda a: lower(trim(a))))) < 2
                  THEN 'approved by ' || len(list_distinct(t.approvers)) || ' person, not two'
                WHEN r.amount > w.amount THEN 'refund exceeds the approved amount'
              END AS problem
