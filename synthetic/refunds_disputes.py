@@ -3,15 +3,28 @@
 Refunds are partial (10–50 %), requested by the customer 1–10 days after the
 charge. Disputes arrive 2–12 days after the charge, across the contract's
 statuses; one is always ``lost`` so a small month exercises the E1 criterion.
+
+The processor also executes the refunds the billing team approved in the work-item
+queue (``work_item_refund_lines``): one succeeded refund each, with
+``metadata.work_item_id``, appended after the ordinary refunds of the month; the
+sensor marks the item ``done`` when the refund is loaded. No queue, or nothing
+approved: the file is exactly what it was without this.
 """
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+from decimal import Decimal
+
+import duckdb
 import numpy as np
 
 from synthetic.charges import Charges
 from synthetic.issued_invoices import IssuedInvoices
 from synthetic.jsonl import compact_json
 from synthetic.months import DAY
+from warehouse.landing import sql_path_list
 
 DISPUTE_STATUSES = (["warning_needs_response", "needs_response", "under_review", "won", "lost"],
                     [0.10, 0.25, 0.25, 0.15, 0.25])
@@ -58,3 +71,82 @@ def dispute_lines(rng: np.random.Generator, invoices: IssuedInvoices, charges: C
             "is_charge_refundable": False, "livemode": False,
         }))
     return lines, lost
+
+
+# --- The payment processor executes the refunds the billing team approved (work-items.md, the loop) ---
+
+def approved_refund_items(warehouse: pathlib.Path) -> list[dict]:
+    """Refund work items approved in the queue (BILLOPS_QUEUE_URL, else ops.sqlite beside the warehouse).
+
+    A landing zone with no queue yet has nothing approved: the store is not created here, so a
+    simulation without one writes exactly what it always wrote.
+    """
+    url = os.environ.get("BILLOPS_QUEUE_URL")
+    if not url:
+        default = pathlib.Path(warehouse).expanduser().resolve().parent / "ops.sqlite"
+        if not default.exists():
+            return []
+        url = f"sqlite:///{default}"
+    from workitems.store import list_items, queue_engine
+
+    engine = queue_engine(url)
+    try:
+        return sorted(list_items(engine, status="approved", kind="refund"), key=lambda item: item["work_item_id"])
+    finally:
+        engine.dispose()
+
+
+def _landed(landing: pathlib.Path, folder: str, own: str, columns: dict[str, str]) -> list[tuple]:
+    paths = [p for p in sorted((landing / "payments" / folder).glob("*.jsonl")) if p.name != own]
+    if not paths:
+        return []
+    con = duckdb.connect()
+    try:
+        cols = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
+        return con.execute(f"SELECT {', '.join(columns)} FROM read_json({sql_path_list(paths)}, "
+                           f"format = 'newline_delimited', ignore_errors = true, columns = {{{cols}}})").fetchall()
+    finally:
+        con.close()
+
+
+def work_item_refund_lines(items: list[dict], landing: pathlib.Path, charge_lines: list[str], files: dict,
+                           first_number: int, month_first: int, month_end: int, ym: str) -> list[str]:
+    """One succeeded Stripe refund per approved refund item not executed before, `metadata.work_item_id` set.
+
+    The charge refunded is the item's (R2) or else its invoice's first succeeded charge (R1, R3),
+    found in this month's charges or the landed ones. Ids continue the month's refund numbering;
+    times are one minute apart from the 2nd of the month, after the charge: deterministic.
+    """
+    if not items:
+        return []
+    refunds_own, charges_own = (pathlib.PurePosixPath(files[k]).name for k in ("refunds", "charges"))
+    executed = {json.loads(meta).get("work_item_id") for (meta,) in
+                _landed(landing, "refunds", refunds_own, {"metadata": "JSON"}) if meta}
+    todo = [item for item in items if item["work_item_id"] not in executed]
+    if not todo:
+        return []
+    landed = _landed(landing, "charges", charges_own,
+                     {"id": "VARCHAR", "metadata": "JSON", "created": "BIGINT", "status": "VARCHAR"})
+    charges = [(c["id"], c["metadata"].get("invoice_number"), c["created"], c["status"])
+               for c in map(json.loads, charge_lines)]
+    charges += [(cid, json.loads(meta or "{}").get("invoice_number"), created, status)
+                for cid, meta, created, status in landed]
+    created_of = {cid: created for cid, _, created, _ in charges}
+    first_paid: dict[str, tuple[int, str]] = {}
+    for cid, invoice, created, status in charges:
+        if status == "succeeded" and invoice and (invoice not in first_paid or (created, cid) < first_paid[invoice]):
+            first_paid[invoice] = (created, cid)
+    lines = []
+    for item in todo:
+        charge = item["charge_id"] or first_paid.get(item["invoice_number"], (None, None))[1]
+        if charge is None or charge not in created_of:
+            continue  # nothing was charged to refund: the processor cannot execute it
+        at = min(max(month_first + DAY + 60 * len(lines), created_of[charge] + 3600), month_end - 60)
+        cents = int(Decimal(item["amount"]) * 100)
+        lines.append(compact_json({
+            "id": f"re_{ym}{first_number + len(lines):08d}", "object": "refund", "amount": cents,
+            "charge": charge, "created": at, "currency": "usd",
+            "reason": "duplicate" if item["rule"] == "R2" else "requested_by_customer", "status": "succeeded",
+            "metadata": {"work_item_id": item["work_item_id"]},
+        }))
+    return lines

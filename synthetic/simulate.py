@@ -10,7 +10,8 @@ warehouse opened read-only), and writes into the landing zone
   and paid, the rest failed for good), ~1 % are charged twice. Customers with
   payment_method ``none`` are never charged (docs/decisions.md #19).
 * ``payments/refunds/refunds-M.jsonl``, ``payments/disputes/disputes-M.jsonl``
-  — ``refunds_disputes.py``.
+  — ``refunds_disputes.py``; the refunds include the ones approved in the
+  work-item queue (``metadata.work_item_id``), executed once each.
 * ``tickets/tickets-M.jsonl`` — ``tickets.py``: tickets and chats, plus the
   claims naming an invoice (``claims.py``): TRUE claims name invoices holding a
   line of one hourly SKU whose price for M-1 the simulator corrects (lowers) in
@@ -43,7 +44,7 @@ from synthetic.jsonl import write_jsonl
 from synthetic.manifest import replace_step_lines
 from synthetic.months import DAY, date_midnight
 from synthetic.price_book import correct_price, read_price_book
-from synthetic.refunds_disputes import dispute_lines, refund_lines
+from synthetic.refunds_disputes import approved_refund_items, dispute_lines, refund_lines, work_item_refund_lines
 from synthetic.simulate_manifest import simulate_entries
 from synthetic.tickets import tickets
 
@@ -111,6 +112,9 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
 
         rng = streams.simulator_rng(seed, year, month_number, streams.REFUNDS_DISPUTES)
         refunds = refund_lines(rng, invoices, charged, roles.refunded, month_end, ym)
+        executed = work_item_refund_lines(approved_refund_items(warehouse), landing, charged.lines, files,
+                                          len(refunds) + 1, month_first, month_end, ym)
+        refunds += executed
         disputes, lost_now = dispute_lines(rng, invoices, charged, roles.disputed, month_end, ym)
         advance("tickets")
 
@@ -151,6 +155,7 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
         "failed_charges": int((~charged.succeeded).sum()),
         "retried_and_paid": int(len(roles.retried)),
         "refunds": len(refunds),
+        "work_item_refunds": len(executed),
         "disputes": len(disputes),
         "tickets": int(ticket_count),
         "ticket_versions": len(ticket_lines),
