@@ -44,6 +44,12 @@ SELECT concat_ws('|',
     (SELECT count(*) || '@' || coalesce(max(first_seen_at)::VARCHAR, '') FROM audit.landed_files))
 """
 REQUIRED_TABLES = ("issued_months", "issued_invoices", "restatements", "file_loads", "landed_files")
+STAGING_READ = ("stg_payments__charges", "stg_payments__refunds", "stg_payments__disputes", "stg_support__tickets",
+                "stg_reference__customers")
+PRESENT_SQL = """
+SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN ('audit', 'staging')
+UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE schema_name = 'staging'
+"""
 
 
 @dataclass
@@ -80,10 +86,10 @@ def raise_work_items(warehouse: str | Path, engine: Engine, cursor: str | None) 
     except WarehouseBusy:
         return TickOutcome(None, "warehouse busy (a close holds it): tick skipped, cursor kept")
     try:
-        present = {row[0] for row in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'audit'").fetchall()}
-        if not set(REQUIRED_TABLES) <= present:
-            return TickOutcome(None, "no month issued yet: nothing to raise")
+        present = {row[0] for row in con.execute(PRESENT_SQL).fetchall()}
+        needed = {f"audit.{name}" for name in REQUIRED_TABLES} | {f"staging.{name}" for name in STAGING_READ}
+        if not needed <= present:  # a warehouse no close has built yet
+            return TickOutcome(None, "no month closed yet: nothing to raise")
         (watermark,), = con.execute(WATERMARK_SQL).fetchall()
         queue = list_items(engine)
         changed = watermark != _cursor_watermark(cursor)

@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from orchestration.workitem_sensors import raise_work_items, raise_work_items_sensor, workitem_sensors
+from warehouse.schema import bootstrap
 from tests.workitems.test_rules import CraftedWarehouse, copy_of, september
 from workitems.store import approve, decline, list_items, queue_engine
 
@@ -169,3 +170,146 @@ def test_a_locked_warehouse_skips_the_tick_without_moving_the_cursor(env):
         holder.wait()
     resumed = tick(instance, "previous-cursor")
     assert "10 raised" in resumed.skip_message and resumed.cursor != "previous-cursor"
+
+
+def test_before_any_close_the_tick_skips_and_keeps_no_cursor(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLOPS_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.sqlite'}")
+    monkeypatch.setenv("BILLOPS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+    assert tick(instance, None).cursor is None  # no file yet
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        bootstrap(con)  # audit tables, but no dbt staging yet
+    skipped = tick(instance, None)
+    assert skipped.cursor is None and "no month closed yet" in skipped.skip_message
+    assert queue() == []
+
+
+# --- End to end: generate + simulate + close twice, then one tick against the ground-truth manifest ---
+
+E2E_STEPS = (
+    ("generate", "--month", "2026-09", "--customers", "200", "--seed", "7"),
+    ("close", "--month", "2026-09"),
+    ("simulate", "--month", "2026-10", "--seed", "7"),
+    ("generate", "--month", "2026-10", "--customers", "200", "--seed", "7"),
+    ("close", "--month", "2026-10"),
+)
+
+
+@pytest.fixture(scope="module")
+def chained(tmp_path_factory):
+    """Two generated months closed through the real command, then one sensor tick; the queue and the truth."""
+    root = tmp_path_factory.mktemp("e2e")
+    env = {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(root / "landing"),
+           "BILLOPS_WAREHOUSE": str(root / "warehouse.duckdb"), "DAGSTER_HOME": str(root / "dagster_home"),
+           "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'queue.sqlite'}"}
+    billops = Path(sys.executable).parent / "billops"
+    for step in E2E_STEPS:
+        done = subprocess.run([str(billops), *step], cwd=root, env={**__import__("os").environ, **env},
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-3000:])
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
+        outcome = tick(dg.DagsterInstance.ephemeral(), None)
+        items = queue()
+    truth = [json.loads(line) for line in (root / "landing/_truth/anomalies.jsonl").read_text().splitlines()]
+    return {"root": root, "env": env, "billops": billops, "outcome": outcome, "items": items,
+            "truth": [e for e in truth if e.get("step") == "simulate" and e.get("month") == "2026-10"]}
+
+
+def _warehouse_rows(root: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _expected_items(chained) -> dict[tuple, tuple]:
+    """(kind, rule, invoice, charge or ticket) → (amount, proposed_due_date, reason) from the manifest and, for
+    over-billing, from audit.restatements and the payments recomputed here, independently of workitems.rules."""
+    root, truth = chained["root"], chained["truth"]
+    due = dict(_warehouse_rows(root, "SELECT invoice_number, due_date FROM audit.issued_invoices"))
+    latest = {number: difference for number, difference in _warehouse_rows(root, """
+        SELECT invoice_number, arg_max(difference, detected_at) FROM audit.restatements
+        WHERE invoice_number IS NOT NULL GROUP BY 1""")}
+    paid = {number for (number,) in _warehouse_rows(root, """
+        WITH charged AS (SELECT invoice_number, sum(amount) AS cents FROM raw.charges WHERE status = 'succeeded'
+                         GROUP BY 1),
+             refunded AS (SELECT c.invoice_number, sum(r.amount) AS cents FROM raw.refunds r
+                          JOIN raw.charges c ON c.id = r.charge_id WHERE r.status = 'succeeded' GROUP BY 1)
+        SELECT i.invoice_number FROM audit.issued_invoices i JOIN charged c USING (invoice_number)
+        LEFT JOIN refunded r USING (invoice_number)
+        WHERE c.cents - coalesce(r.cents, 0) >= i.total * 100""")}
+    expected = {}
+    for e in truth:
+        if e["anomaly"] == "duplicate_charge":
+            expected[("refund", "R2", e["invoice_number"], e["charge_id"])] = (Decimal(e["amount"]), None, None)
+        elif e["anomaly"] == "failed_payment":
+            from workitems.eligibility import proposed_due_date
+            verdict = ((proposed_due_date(due[e["invoice_number"]]), "eligible: due date + 14 days") if e["eligible"]
+                       else (None, e["ineligible_reasons"][0]))
+            expected[("payment_extension", "E1", e["invoice_number"], None)] = (None, *verdict)
+        elif e["anomaly"] == "true_claim":
+            assert latest[e["invoice_number"]] < 0, e  # the claim's cause was landed: the restatement found it
+            kind = "refund" if e["invoice_number"] in paid else "credit_note"
+            expected[(kind, "R3", e["invoice_number"], str(e["ticket_id"]))] = (-latest[e["invoice_number"]], None, None)
+    claimed = {e["invoice_number"] for e in truth if e["anomaly"] == "true_claim"}
+    for number, difference in latest.items():
+        if difference < 0 and number not in claimed:
+            kind = "refund" if number in paid else "credit_note"
+            expected[(kind, "R1", number, None)] = (-difference, None, None)
+    return expected
+
+
+def test_every_seeded_case_is_exactly_one_item_of_the_right_kind_rule_and_amount(chained):
+    expected = _expected_items(chained)
+    raised = {}
+    for item in chained["items"]:
+        link = None if item["rule"] in ("R1", "E1") else item["charge_id"] or item["ticket_id"]
+        key = (item["kind"], item["rule"], item["invoice_number"], link)
+        assert key not in raised, f"two items for {key}"
+        reason = item["reason"] if item["kind"] == "payment_extension" else None
+        raised[key] = (item["amount"], item["proposed_due_date"], reason)
+    matched = {key for key, value in raised.items() if expected.get(key) == value}
+    recall, precision = len(matched) / len(expected), len(matched) / len(raised)
+    by_rule = {rule: sum(1 for key in expected if key[1] == rule) for rule in ("R1", "R2", "R3", "E1")}
+    print(f"\nwork items: {len(raised)} raised, {len(expected)} expected {by_rule}; "
+          f"recall {recall:.0%}, precision {precision:.0%}")
+    assert {k: (raised.get(k), v) for k, v in expected.items() if raised.get(k) != v} == {}
+    assert [k for k in raised if k not in expected] == []
+    assert recall == precision == 1.0
+    assert all(by_rule[rule] >= 1 for rule in ("R1", "R2", "R3", "E1")), by_rule
+
+
+def test_false_claims_raise_nothing_and_are_listed_in_billing_claims_no_error(chained):
+    false_claims = {(str(e["ticket_id"]), e["invoice_number"]) for e in chained["truth"] if e["anomaly"] == "false_claim"}
+    assert false_claims
+    tickets = {item["ticket_id"] for item in chained["items"]}
+    over_billed = {item["invoice_number"] for item in chained["items"] if item["rule"] in ("R1", "R3")}
+    assert not {t for t, _ in false_claims} & tickets and not {n for _, n in false_claims} & over_billed
+    listed = set(_warehouse_rows(chained["root"], "SELECT ticket_id, invoice_number FROM marts.billing_claims_no_error"))
+    assert false_claims <= listed
+
+
+def test_approved_refunds_are_executed_once_by_the_next_simulation(chained):
+    """The processor half of the loop: `simulate` refunds what the team approved, metadata.work_item_id set."""
+    root, env = chained["root"], chained["env"]
+    engine = queue_engine(env["BILLOPS_QUEUE_URL"])
+    refunds = [item for item in list_items(engine, kind="refund") if item["status"] == "open"]
+    for item in refunds:
+        approve(engine, item["work_item_id"], "alice")
+        if item["requires_approval"]:
+            approve(engine, item["work_item_id"], "bob")
+    run = lambda: subprocess.run([str(chained["billops"]), "simulate", "--month", "2026-11", "--seed", "7"], cwd=root,
+                                 env={**__import__("os").environ, **env}, capture_output=True, text=True, timeout=600)
+    assert run().returncode == 0
+    path = root / "landing/payments/refunds/refunds-2026-11.jsonl"
+    first = path.read_bytes()
+    assert run().returncode == 0 and path.read_bytes() == first  # deterministic
+    executed = {json.loads(line)["metadata"]["work_item_id"]: json.loads(line)
+                for line in first.decode().splitlines() if json.loads(line).get("metadata", {}).get("work_item_id")}
+    assert sorted(executed) == sorted(item["work_item_id"] for item in refunds)
+    for item in refunds:
+        refund = executed[item["work_item_id"]]
+        assert refund["amount"] == int(item["amount"] * 100) and refund["status"] == "succeeded"
+        if item["rule"] == "R2":
+            assert refund["charge"] == item["charge_id"]
