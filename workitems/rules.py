@@ -64,12 +64,13 @@ WITH invoices AS (
     SELECT * FROM audit.restatements WHERE invoice_number IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY invoice_number ORDER BY detected_at DESC, run_id DESC) = 1
 ), claims AS (
-    SELECT CAST(ticket_id AS VARCHAR) AS ticket_id, customer_id AS ticket_customer_id, invoice_number, tags, created_at AS ticket_created_at
+    SELECT CAST(ticket_id AS VARCHAR) AS ticket_id, ticket_id AS ticket_number, customer_id AS ticket_customer_id,
+           invoice_number, tags, created_at AS ticket_created_at
     FROM staging.stg_support__tickets
     WHERE invoice_number IS NOT NULL AND list_has_any(tags, {list(CLAIM_TAGS)})
 ), first_claim AS (
-    SELECT invoice_number, arg_min(ticket_id, (ticket_created_at, ticket_id)) AS ticket_id,
-           list(ticket_id ORDER BY ticket_created_at, ticket_id) AS claim_tickets
+    SELECT invoice_number, arg_min(ticket_id, (ticket_created_at, ticket_number)) AS ticket_id,
+           list(ticket_id ORDER BY ticket_created_at, ticket_number) AS claim_tickets
     FROM claims GROUP BY invoice_number
 ), already_refunded_once AS (  -- an invoice's over-billing is in the queue at most once
     SELECT DISTINCT invoice_number FROM queue_items WHERE rule IN ('R1', 'R3')
