@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 export BILLOPS_LANDING   ?= data/landing
 export BILLOPS_WAREHOUSE ?= data/warehouse.duckdb
 export DAGSTER_HOME      ?= $(CURDIR)/.dagster
+export BILLOPS_PUBLISHED ?= data/published
 
-.PHONY: install test demo bench dev clean
+.PHONY: install install-browser test demo bench dev clean
 
 install: $(VENV)/.installed
 
@@ -17,12 +18,25 @@ $(VENV)/.installed: pyproject.toml
 	cd dbt_project && ../$(BIN)/dbt parse --quiet
 	touch $@
 
-test: install
+test: install install-browser
 	$(BIN)/pytest -q
+
+# The browser tests (tests/ui) drive Debian's chromium through Playwright; Playwright's own
+# browser download cannot work here. Installed when missing; where apt-get cannot run, the
+# browser tests skip and say so loudly in pytest's summary.
+CHROMIUM := /usr/bin/chromium
+install-browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "!!! $(CHROMIUM) missing and apt-get needs root: the browser tests (tests/ui) will SKIP"; exit 0; fi; \
+	( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium ) \
+	  >/tmp/billops-install-chromium.log 2>&1 \
+	  || echo "!!! apt-get install chromium failed (/tmp/billops-install-chromium.log): the browser tests (tests/ui) will SKIP"
 
 # The demo business: 1,000 customers; September closed, October simulated, generated and closed.
 DEMO := data/demo
-DEMO_ENV := BILLOPS_LANDING=$(DEMO)/landing BILLOPS_WAREHOUSE=$(DEMO)/warehouse.duckdb DAGSTER_HOME=$(CURDIR)/$(DEMO)/dagster
+DEMO_ENV := BILLOPS_LANDING=$(DEMO)/landing BILLOPS_WAREHOUSE=$(DEMO)/warehouse.duckdb DAGSTER_HOME=$(CURDIR)/$(DEMO)/dagster \
+            BILLOPS_PUBLISHED=$(DEMO)/published BILLOPS_QUEUE_URL=sqlite:///$(CURDIR)/$(DEMO)/ops.sqlite
 demo: install
 	rm -rf $(DEMO)
 	$(DEMO_ENV) $(BIN)/billops generate --month 2026-09 --customers 1000 --seed 7
@@ -31,11 +45,12 @@ demo: install
 	$(DEMO_ENV) $(BIN)/billops generate --month 2026-10 --customers 1000 --seed 7
 	$(DEMO_ENV) $(BIN)/billops close --month 2026-10
 	@echo
-	@echo "Open the UI on this warehouse and its runs:"
-	@echo "  $(DEMO_ENV) $(BIN)/dagster dev"
+	@echo "Open the UI on this warehouse and its runs: make dev"
 
+# The UI on the demo (make demo first): the same warehouse, runs, published copy and queue.
 dev: install
-	$(BIN)/dagster dev
+	@[ -f $(DEMO)/warehouse.duckdb ] || echo "note: $(DEMO) is empty: run 'make demo' first to see two closed months"
+	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) data .dagster dbt_project/target dbt_project/logs
