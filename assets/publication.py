@@ -5,7 +5,6 @@ rebuilt on the issued copy, and it is partitioned like the close so it is part o
 every month's run. The queue CLI publishes through `warehouse.published.publish`.
 """
 
-from __future__ import annotations
 
 import time
 from pathlib import Path

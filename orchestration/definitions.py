@@ -7,15 +7,19 @@ import dagster as dg
 from assets.dbt import billing_dbt_models, published_marts
 from assets.issuing import issued_invoices
 from assets.payments import payments
+from assets.publication import publication_assets
 from assets.reference import reference_snapshots
 from assets.tickets import tickets
 from assets.usage import usage
 from orchestration.jobs import close_month_job
 from orchestration.resources import build_resources
+from orchestration.schedules import schedules
 from orchestration.sensors import sensors
+from orchestration.workitem_sensors import workitem_sensors
 from quality.delivery_checks import delivery_checks
 from quality.invoice_controls import invoice_controls
 from quality.landing_suites import landing_suite_checks
+from quality.payment_controls import payment_controls
 from quality.reference_checks import reference_checks
 
 # Every partitioned asset pins BackfillPolicy.multi_run(1) (one month per run, months in
@@ -25,9 +29,12 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 
 defs = dg.Definitions(
-    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices, published_marts],
-    asset_checks=[*reference_checks, *delivery_checks, *landing_suite_checks, invoice_controls],
+    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices,
+            published_marts, *publication_assets],
+    asset_checks=[*reference_checks, *delivery_checks, *landing_suite_checks, invoice_controls,
+                  *payment_controls],
     jobs=[close_month_job],
-    sensors=sensors,
+    sensors=[*sensors, *workitem_sensors],
+    schedules=schedules,
     resources=build_resources(),
 )
