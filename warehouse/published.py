@@ -80,27 +80,37 @@ def _qualified_marts(con: duckdb.DuckDBPyConnection) -> str:
     return '"' + catalog.replace('"', '""') + '".marts'
 
 
+COPY_CATALOG = "billops_published_copy"  # never `marts`: the marts views say `marts.x`, which must mean the schema
+
+
 def _copy_marts(warehouse: Path, target: Path) -> dict[str, int]:
-    """Copy every relation of the warehouse's `marts` schema into `target` as tables; rows per table."""
-    con = duckdb.connect(str(target))
+    """Copy every relation of the warehouse's `marts` schema into `target` as tables; rows per table.
+
+    The warehouse is attached under the name DuckDB gives it by default (its file's stem),
+    because dbt writes its views with that catalog in every name ("warehouse"."audit"...).
+    """
+    con = duckdb.connect()
     try:
         try:
-            con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
+            con.execute("ATTACH ? (READ_ONLY)", [str(warehouse)])
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseBusy(str(exc)) from exc
             raise
+        (source,), = con.execute("SELECT database_name FROM duckdb_databases() WHERE path = ?",
+                                 [str(warehouse)]).fetchall()
+        con.execute(f"ATTACH ? AS {COPY_CATALOG}", [str(target)])
+        con.execute(f"USE {COPY_CATALOG}")
         names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'warehouse' "
-            "AND table_schema = 'marts' ORDER BY table_name").fetchall()]
-        schema = _qualified_marts(con)
-        con.execute(f"CREATE SCHEMA {schema}")
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+            "AND table_schema = 'marts' ORDER BY table_name", [source]).fetchall()]
+        con.execute(f"CREATE SCHEMA {COPY_CATALOG}.marts")
         rows = {}
+        quoted_source = '"' + source.replace('"', '""') + '"'
         for name in names:
-            con.execute(f'CREATE TABLE {schema}."{name}" AS SELECT * FROM warehouse.marts."{name}"')
-            rows[name] = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
-        con.execute("DETACH warehouse")
-        con.execute("CHECKPOINT")
+            con.execute(f'CREATE TABLE {COPY_CATALOG}.marts."{name}" AS SELECT * FROM {quoted_source}.marts."{name}"')
+            rows[name] = con.execute(f'SELECT count(*) FROM {COPY_CATALOG}.marts."{name}"').fetchone()[0]
+        con.execute(f"CHECKPOINT {COPY_CATALOG}")
         return rows
     finally:
         con.close()

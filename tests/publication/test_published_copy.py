@@ -27,7 +27,8 @@ CREATE SCHEMA audit; CREATE SCHEMA marts;
 CREATE TABLE audit.issued (invoice_number VARCHAR, billing_month DATE, total DECIMAL(18,2));
 INSERT INTO audit.issued VALUES ('INV-1', DATE '2026-09-01', 10.10), ('INV-2', DATE '2026-10-01', 20.20),
                                 ('INV-3', DATE '2026-10-01', 0.01);
-CREATE VIEW marts.invoices AS SELECT * FROM audit.issued;
+CREATE VIEW marts.invoices AS SELECT * FROM billing.audit.issued;  -- dbt names the catalog (the file's stem)
+CREATE VIEW marts.invoice_months AS SELECT billing_month, count(*) AS invoices FROM marts.invoices GROUP BY 1;
 CREATE TABLE marts.kpi_team_daily (month DATE, day DATE, solved INTEGER);
 INSERT INTO marts.kpi_team_daily VALUES (DATE '2026-10-01', DATE '2026-10-02', 3);
 CREATE TABLE marts.work_items (work_item_id VARCHAR, amount DECIMAL(18,2));
@@ -38,7 +39,7 @@ CREATE TABLE marts.restatements (customer_id VARCHAR, billing_month DATE);
 
 @pytest.fixture
 def crafted(tmp_path: Path) -> tuple[Path, Path]:
-    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse = tmp_path / "billing.duckdb"
     con = duckdb.connect(str(warehouse))
     con.execute(CRAFTED_MARTS)
     con.close()
@@ -55,11 +56,12 @@ def read_duckdb(published: Path, sql: str) -> list[tuple]:
 
 def test_every_mart_is_copied_as_a_table_with_parquet_partitioned_by_its_month(crafted):
     warehouse, published = crafted
-    assert publish_now(warehouse, published) == {"invoices": 3, "kpi_team_daily": 1, "restatements": 0,
-                                                 "work_items": 1}
+    # a mart over another mart (`marts.invoices` inside a view) must still mean the warehouse's schema
+    assert publish_now(warehouse, published) == {"invoice_months": 2, "invoices": 3, "kpi_team_daily": 1,
+                                                 "restatements": 0, "work_items": 1}
     assert read_duckdb(published, "SELECT table_name, table_type FROM information_schema.tables "
                                   "WHERE table_schema = 'marts' ORDER BY 1") == [
-        ("invoices", "BASE TABLE"), ("kpi_team_daily", "BASE TABLE"), ("restatements", "BASE TABLE"),
+        ("invoice_months", "BASE TABLE"), ("invoices", "BASE TABLE"), ("kpi_team_daily", "BASE TABLE"), ("restatements", "BASE TABLE"),
         ("work_items", "BASE TABLE")]
     assert read_duckdb(published, "SELECT invoice_number, total FROM marts.marts.invoices ORDER BY 1") == [
         ("INV-1", Decimal("10.10")), ("INV-2", Decimal("20.20")), ("INV-3", Decimal("0.01"))]
@@ -67,7 +69,9 @@ def test_every_mart_is_copied_as_a_table_with_parquet_partitioned_by_its_month(c
     parquet = published / "parquet"
     assert parquet.is_symlink() and os.readlink(parquet).startswith("parquet.v")
     files = sorted(p.relative_to(parquet).as_posix() for p in parquet.rglob("*.parquet"))
-    assert files == ["invoices/billing_month=2026-09-01/data_0.parquet",
+    assert files == ["invoice_months/billing_month=2026-09-01/data_0.parquet",
+                     "invoice_months/billing_month=2026-10-01/data_0.parquet",
+                     "invoices/billing_month=2026-09-01/data_0.parquet",
                      "invoices/billing_month=2026-10-01/data_0.parquet",
                      "kpi_team_daily/month=2026-10-01/data_0.parquet",
                      "restatements/restatements.parquet",  # no rows: one file, so its schema is still readable
