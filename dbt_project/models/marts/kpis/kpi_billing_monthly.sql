@@ -60,10 +60,8 @@ refunds_done as (
     select cast(date_trunc('month', r.created_at) as date) as month,
            count(*) as refunds_count,
            sum(r.amount) as refunds_amount,
-           quantile_cont(cast(date_diff('second', coalesce(w.created_at, t.created_at), r.created_at)
-                              as decimal(18, 2)), 0.5) as turnaround_seconds_median,
-           quantile_cont(cast(date_diff('second', coalesce(w.created_at, t.created_at), r.created_at)
-                              as decimal(18, 2)), 0.9) as turnaround_seconds_p90
+           list_sort(list(date_diff('second', coalesce(w.created_at, t.created_at), r.created_at))
+                     filter (where coalesce(w.created_at, t.created_at) is not null)) as turnaround_seconds_sorted
     from refunds r
     left join work_items w on w.work_item_id = r.work_item_id
     left join (
@@ -187,8 +185,8 @@ select
     cast(case when s.invoices_issued > 0 then 1 end as decimal(9, 6)) as pre_issue_control_pass_rate,
     coalesce(r.refunds_count, 0) as refunds_count,
     cast(coalesce(r.refunds_amount, 0) as decimal(18, 2)) as refunds_amount,
-    cast({{ div_half_up('r.turnaround_seconds_median', 3600, 2) }} as decimal(18, 2)) as refund_turnaround_hours_median,
-    cast({{ div_half_up('r.turnaround_seconds_p90', 3600, 2) }} as decimal(18, 2)) as refund_turnaround_hours_p90,
+    cast({{ quantile_exact('r.turnaround_seconds_sorted', 1, 2, 3600) }} as decimal(18, 2)) as refund_turnaround_hours_median,
+    cast({{ quantile_exact('r.turnaround_seconds_sorted', 9, 10, 3600) }} as decimal(18, 2)) as refund_turnaround_hours_p90,
     cast(case when d.invoices_due > 0
         then {{ div_half_up('d.invoices_paid_on_time', 'd.invoices_due', 6) }} end as decimal(9, 6)) as payment_success_rate,
     cast(case when x.invoices_failed > 0

@@ -3,8 +3,9 @@
 -- timestamp the measure is about: created_at for created and first-reply measures,
 -- solved_at for solved, handle, resolution and reopen measures, updated_at for ratings.
 -- A ticket without a channel, group or assignee counts in `all` only, so dimension_value is
--- null exactly on the `all` rows. Medians and p90 are continuous (quantile_cont) over
--- DECIMAL inputs, so the result is DECIMAL; ratios are exact decimal divisions rounded half up.
+-- null exactly on the `all` rows. Medians and p90 are continuous (quantile_cont's definition)
+-- computed exactly on the sorted integer minutes (macro quantile_exact); ratios are exact
+-- decimal divisions rounded half up.
 with tickets as (
     select
         ticket_id, created_at, updated_at, solved_at, channel, group_id, assignee_id,
@@ -31,9 +32,8 @@ created as (
         cast(date_trunc('month', created_at) as date) as month, dimension, dimension_value,
         count(*) as tickets_created,
         count(*) filter (where is_billing) as billing_tickets_created,
-        quantile_cont(frt_minutes, 0.5) as frt_minutes_median,
-        quantile_cont(frt_minutes, 0.9) as frt_minutes_p90,
-        quantile_cont(frt_business_minutes, 0.5) as frt_business_minutes_median
+        list_sort(list(frt_minutes) filter (where frt_minutes is not null)) as frt_sorted,
+        list_sort(list(frt_business_minutes) filter (where frt_business_minutes is not null)) as frt_business_sorted
     from by_dimension
     group by all
 ),
@@ -43,7 +43,7 @@ solved as (
         cast(date_trunc('month', solved_at) as date) as month, dimension, dimension_value,
         count(*) as tickets_solved,
         sum(coalesce(agent_work_calendar_minutes, 0)) as agent_work_minutes,
-        quantile_cont(resolution_minutes, 0.5) as resolution_minutes_median,
+        list_sort(list(resolution_minutes) filter (where resolution_minutes is not null)) as resolution_sorted,
         count(*) filter (where coalesce(reopens, 0) > 0) as tickets_reopened
     from by_dimension
     where solved_at is not null
@@ -80,12 +80,12 @@ select
     s.dimension_value,
     coalesce(c.tickets_created, 0) as tickets_created,
     coalesce(v.tickets_solved, 0) as tickets_solved,
-    cast(c.frt_minutes_median as decimal(18, 2)) as frt_minutes_median,
-    cast(c.frt_minutes_p90 as decimal(18, 2)) as frt_minutes_p90,
-    cast(c.frt_business_minutes_median as decimal(18, 2)) as frt_business_minutes_median,
+    cast({{ quantile_exact('c.frt_sorted', 1, 2) }} as decimal(18, 2)) as frt_minutes_median,
+    cast({{ quantile_exact('c.frt_sorted', 9, 10) }} as decimal(18, 2)) as frt_minutes_p90,
+    cast({{ quantile_exact('c.frt_business_sorted', 1, 2) }} as decimal(18, 2)) as frt_business_minutes_median,
     cast(case when v.tickets_solved > 0
         then {{ div_half_up('v.agent_work_minutes', 'v.tickets_solved', 2) }} end as decimal(18, 2)) as aht_minutes,
-    cast(v.resolution_minutes_median as decimal(18, 2)) as resolution_minutes_median,
+    cast({{ quantile_exact('v.resolution_sorted', 1, 2) }} as decimal(18, 2)) as resolution_minutes_median,
     cast(case when coalesce(r.ratings_good, 0) + coalesce(r.ratings_bad, 0) > 0
         then {{ div_half_up('r.ratings_good', 'r.ratings_good + r.ratings_bad', 6) }} end as decimal(9, 6)) as csat,
     cast(case when v.tickets_solved > 0

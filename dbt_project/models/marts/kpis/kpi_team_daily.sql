@@ -6,7 +6,7 @@ with tickets as (
     select
         cast(assignee_id as varchar) as agent_id, created_at, updated_at, solved_at,
         satisfaction_score, agent_work_calendar_minutes,
-        cast(reply_time_calendar_minutes as decimal(18, 2)) as frt_minutes
+        reply_time_calendar_minutes as frt_minutes
     from {{ ref('stg_support__tickets') }}
     where assignee_id is not null
 ),
@@ -14,7 +14,7 @@ with tickets as (
 created as (
     select cast(created_at as date) as day, agent_id,
            count(*) as tickets_created,
-           quantile_cont(frt_minutes, 0.5) as frt_minutes_median
+           list_sort(list(frt_minutes) filter (where frt_minutes is not null)) as frt_sorted
     from tickets
     group by all
 ),
@@ -52,7 +52,7 @@ select
     coalesce(v.tickets_solved, 0) as tickets_solved,
     cast(case when v.tickets_solved > 0
         then {{ div_half_up('v.agent_work_minutes', 'v.tickets_solved', 2) }} end as decimal(18, 2)) as aht_minutes,
-    cast(c.frt_minutes_median as decimal(18, 2)) as frt_minutes_median,
+    cast({{ quantile_exact('c.frt_sorted', 1, 2) }} as decimal(18, 2)) as frt_minutes_median,
     cast(case when coalesce(r.ratings_good, 0) + coalesce(r.ratings_bad, 0) > 0
         then {{ div_half_up('r.ratings_good', 'r.ratings_good + r.ratings_bad', 6) }} end as decimal(9, 6)) as csat
 from spine s
