@@ -1,44 +1,132 @@
-"""The demo's chain through the real command: generate, close, simulate, generate, close."""
+"""The demo's chain through the real command, once (module fixture): generate, close, simulate, generate, close.
+
+Two generated months with the default anomalies: the manifest's quarantine and
+dedupe records are caught exactly (recall and precision 100%) in both months,
+credits carry from September to October, the simulated charges land against
+issued invoices, and the price correction simulate landed for September
+restates it when October is closed.
+"""
 
 import csv
 import json
 from decimal import Decimal
-from pathlib import Path
+
+import pytest
 
 from tests.conftest import Workspace
 
+pytestmark = pytest.mark.xdist_group("demo-chain")
 
-def test_two_month_chain_lands_payments_and_tickets_against_issued_invoices(tmp_path: Path):
-    ws = Workspace(tmp_path, tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "dagster_home")
-    steps = [
-        ("generate", "--month", "2026-09", "--customers", "60", "--seed", "4"),
-        ("close", "--month", "2026-09"),
-        ("simulate", "--month", "2026-10", "--seed", "4"),
-        ("generate", "--month", "2026-10", "--customers", "60", "--seed", "4"),
-        ("close", "--month", "2026-10"),
-    ]
-    for step in steps:
-        result = ws.billops(*step)
-        assert result.returncode == 0, (step, result.stderr[-3000:])
+STEPS = [
+    ("generate", "--month", "2026-09", "--customers", "60", "--seed", "4"),
+    ("close", "--month", "2026-09"),
+    ("simulate", "--month", "2026-10", "--seed", "4"),
+    ("generate", "--month", "2026-10", "--customers", "60", "--seed", "4"),
+    ("close", "--month", "2026-10"),
+]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict:
+    ws = Workspace.at(tmp_path_factory.mktemp("demo-chain"))
+    results = {}
+    for step in STEPS:
+        results[step] = ws.billops(*step)
+        if step == ("close", "--month", "2026-09"):
+            september_issued = ws.query("SELECT * FROM audit.issued_invoices ORDER BY invoice_number")
+        if results[step].returncode != 0:
+            break
+    return {"ws": ws, "results": results, "september_issued": september_issued}
+
+
+def _manifest(ws: Workspace) -> list[dict]:
+    return [json.loads(line) for line in (ws.landing / "_truth" / "anomalies.jsonl").read_text().splitlines()]
+
+
+def test_every_step_succeeds(chain):
+    for step in STEPS:
+        result = chain["results"].get(step)
+        assert result is not None and result.returncode == 0, (step, result and result.stderr[-3000:])
+    october = chain["results"][STEPS[-1]].stdout
+    assert "close 2026-10 succeeded: issued" in october
+
+
+@pytest.mark.parametrize("month", ["2026-09", "2026-10"])
+def test_generated_month_quarantines_and_dedupes_exactly_the_manifest(chain, month):
+    ws = chain["ws"]
+    prefix = f"usage/dt={month}-"
+    entries = [e for e in _manifest(ws) if str(e.get("file", "")).startswith(prefix)]
+    expected_quarantine = {(e["file"], e["row_number"], e["event_id"], e["reason"])
+                           for e in entries if e["expect"] == "quarantine"}
+    expected_dedupe = {(e["file"], e["row_number"], e["event_id"]) for e in entries if e["expect"] == "dedupe"}
+    assert len(expected_quarantine) >= 5 and len(expected_dedupe) >= 1
+    quarantined = set(ws.query("SELECT file, row_number, record_id, reason FROM audit.quarantine "
+                               "WHERE source = 'usage' AND file LIKE ?", [prefix + "%"]))
+    deduped = set(ws.query("SELECT file, row_number, record_id FROM audit.redeliveries "
+                           "WHERE source = 'usage' AND file LIKE ?", [prefix + "%"]))
+    assert quarantined == expected_quarantine, quarantined ^ expected_quarantine
+    assert deduped == expected_dedupe, deduped ^ expected_dedupe
+    # Nothing lost: every row read is accepted, re-delivered or quarantined, per file.
+    loads = ws.query("SELECT file, rows_read, accepted, redelivered, quarantined FROM audit.file_loads "
+                     "WHERE source = 'usage' AND file LIKE ?", [prefix + "%"])
+    assert loads
+    for file, read, accepted, redelivered, bad in loads:
+        assert read == accepted + redelivered + bad, file
+
+
+def test_october_invoices_every_customer_with_accepted_usage(chain):
+    ws = chain["ws"]
+    (invoices,), = ws.query("SELECT count(*) FROM marts.invoices WHERE billing_month = DATE '2026-10-01'")
+    (customers_with_usage,), = ws.query("SELECT count(DISTINCT customer_id) FROM raw.usage_month")
+    assert invoices == customers_with_usage > 0
+    assert ws.query("SELECT billing_month::VARCHAR, status, count(*) FROM marts.invoices GROUP BY ALL ORDER BY 1") == [
+        ("2026-09-01", "issued", ws.query("SELECT invoices FROM audit.issued_months WHERE billing_month = "
+                                          "DATE '2026-09-01'")[0][0]),
+        ("2026-10-01", "issued", invoices)]
+
+
+def test_credits_carry_from_september_to_october(chain):
+    carried = chain["ws"].query(
+        """
+        SELECT s.grant_id, s.closing_balance, o.opening_balance
+        FROM marts.credit_ledger s JOIN marts.credit_ledger o USING (grant_id)
+        WHERE s.billing_month = DATE '2026-09-01' AND o.billing_month = DATE '2026-10-01'
+        """
+    )
+    assert carried and all(closing == opening for _, closing, opening in carried)
+
+
+def test_payments_land_against_issued_invoices(chain):
+    ws = chain["ws"]
     # Every simulated charge names an issued September invoice: none is quarantined.
     assert ws.query("SELECT count(*) FROM audit.quarantine WHERE source IN ('charges', 'refunds', 'disputes')") == [(0,)]
-    # Succeeded charges equal their invoice totals to the cent (one per invoice, duplicates aside).
     mismatched = ws.query(
         """
         SELECT c.charge_id FROM staging.stg_payments__charges c
-        JOIN marts.invoices i ON i.invoice_number = c.invoice_number
+        JOIN audit.issued_invoices i ON i.invoice_number = c.invoice_number
         WHERE c.status = 'succeeded' AND c.amount <> i.total
         """
     )
     assert mismatched == []
     (paid,), = ws.query("SELECT count(DISTINCT invoice_number) FROM staging.stg_payments__charges WHERE status = 'succeeded'")
     assert paid > 0
-    # The price correction simulate landed for September survives October's generate.
-    manifest = [json.loads(line) for line in (ws.landing / "_truth" / "anomalies.jsonl").read_text().splitlines()]
-    (correction,) = [e for e in manifest if e["anomaly"] == "price_correction"]
+
+
+def test_price_correction_restates_september_and_leaves_its_invoices(chain):
+    ws = chain["ws"]
+    (correction,) = [e for e in _manifest(ws) if e.get("anomaly") == "price_correction"]
     with (ws.landing / "reference" / "price_book.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["sku"] == correction["sku"]]
     september = [r for r in rows if r["effective_from"] == "2026-09-01" and r["effective_to"] == "2026-10-01"]
     assert len(september) == 1
-    assert Decimal(september[0]["unit_price"]) == Decimal(correction["new_unit_price"]) < Decimal(correction["old_unit_price"])
-    assert ws.query("SELECT count(DISTINCT billing_month) FROM marts.invoices") == [(2,)]
+    assert Decimal(september[0]["unit_price"]) == Decimal(correction["new_unit_price"]) < Decimal(
+        correction["old_unit_price"])
+    # The October close first restated September (its price book changed), then issued October.
+    stdout = chain["results"][STEPS[-1]].stdout
+    assert stdout.index("close 2026-09 succeeded: restated") < stdout.index("close 2026-10 succeeded: issued")
+    assert ws.query("SELECT * FROM audit.issued_invoices WHERE billing_month = DATE '2026-09-01' "
+                    "ORDER BY invoice_number") == chain["september_issued"]
+    restated = ws.query("SELECT cause, difference FROM audit.restatements WHERE billing_month = DATE '2026-09-01'")
+    assert all("price_correction" in cause or "reference_change" in cause for cause, _ in restated)
+    # The correction lowered a price: nobody was under-billed by it.
+    assert all(difference < 0 for cause, difference in restated if cause == "price_correction")
