@@ -45,7 +45,10 @@ def test_golden_month_closes_to_the_cent_and_is_issued(closed_golden):
     assert_closes_to_golden(ws, table_prefix="audit.issued_")
     expected = read_expected("invoices.csv")
     lines = read_expected("invoice_lines.csv")
-    assert ws.query(f"SELECT DISTINCT status FROM marts.invoices WHERE billing_month = {OCTOBER}") == [("issued",)]
+    # Issued; a $0.00 invoice is already paid (billing-rules.md §7: payments reach its total).
+    assert ws.query(f"SELECT invoice_number, status FROM marts.invoices WHERE billing_month = {OCTOBER} "
+                    "ORDER BY 1") == [(r["invoice_number"], "paid" if Decimal(r["total"]) == 0 else "issued")
+                                      for r in read_expected("invoices.csv")]
     assert ws.query("SELECT billing_month::VARCHAR, invoices, lines, total FROM audit.issued_months") == [
         ("2026-10-01", len(expected), len(lines), _expected_total())]
     assert (len(expected), len(lines), _expected_total()) == (7, 17, Decimal("333.02"))
@@ -115,3 +118,33 @@ def test_redelivered_file_is_counted_once(closed_golden):
     assert f"│ usage files        │ {len(landed)} " in stdout
     assert f"│ records read       │ {sum(landed.values()):,} " in stdout
     assert f"│ re-delivered       │ {landed[redelivery]:,} " in stdout
+
+
+def test_bad_rows_leave_the_rating_input_of_the_golden_close_unchanged(closed_golden, golden):
+    """Quarantined rows never reach rating: with bad rows landed, raw.usage_daily (what rating, C2 and C3
+    read) equals the golden close's, so the invoices would too. In-process, ingestion only (no dbt)."""
+    from datetime import datetime, timezone
+
+    from assets.reference import reference_snapshots
+    from assets.usage import usage
+    from orchestration.resources import WarehouseResource
+    from tests.conftest import USAGE_SCHEMA
+
+    start = datetime(2026, 10, 21, 5, tzinfo=timezone.utc)
+    good = {"event_id": "x", "customer_id": "c002", "resource_id": "r002", "sku": "droplet-s-2vcpu-4gb",
+            "region": "fra1", "start_time": start, "end_time": start.replace(hour=6), "quantity": Decimal("1")}
+    first = pq.read_table(golden.landing / "usage/dt=2026-10-01/part-0.parquet").slice(0, 1).to_pylist()[0]
+    golden.write_usage("usage/dt=2026-10-21/part-8-bad.parquet", [
+        {**good, "event_id": "bad-schema-2", "quantity": None},
+        {**good, "event_id": "negative-2", "quantity": Decimal("-3")},
+        {**good, "event_id": "unknown-customer-2", "customer_id": "c404"},
+        {**first, "region": "ams3"},  # same event id, other content: a conflicting duplicate
+    ], schema=USAGE_SCHEMA)
+    warehouse = WarehouseResource(path=str(golden.warehouse), landing=str(golden.landing))
+    result = dg.materialize([reference_snapshots, usage], partition_key="2026-10-01",
+                            resources={"warehouse": warehouse}, raise_on_error=False)
+    assert result.success
+    daily = "SELECT * FROM raw.usage_daily ORDER BY ALL"
+    assert golden.query(daily) == closed_golden.ws.query(daily)
+    assert golden.query("SELECT reason, count(*) FROM audit.quarantine GROUP BY 1 ORDER BY 1") == [
+        ("bad_schema", 1), ("conflicting_duplicate", 1), ("negative_quantity", 1), ("unknown_customer", 1)]
