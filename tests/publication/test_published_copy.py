@@ -184,7 +184,7 @@ def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(clos
                 reads[kind].append(read(published))
             except Exception as exc:  # every failed read is a finding, reported below
                 errors.append(f"{kind}: {type(exc).__name__}: {exc}")
-            time.sleep(0.02)
+            time.sleep(0.1)  # ~10 reads a second each: plenty, without starving the close of CPU
 
     threads = [threading.Thread(target=reader, args=("duckdb", read_published_duckdb)),
                threading.Thread(target=reader, args=("parquet", read_published_parquet))]
@@ -194,7 +194,10 @@ def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(clos
         result = subprocess.run([str(Path(sys.executable).parent / "billops"), "close", "--month", "2026-11",
                                  "--allow-missing-days"], cwd=ws.root, capture_output=True, text=True, timeout=600,
                                 env={**ws.env, "BILLOPS_PUBLISHED": str(published)})
-        time.sleep(0.5)  # a few reads of the final state
+        final = read_published_duckdb(published)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(final in seen for seen in reads.values()):
+            time.sleep(0.1)  # until each reader has read the final state at least once
     finally:
         closing.clear()
         for thread in threads:
@@ -209,3 +212,4 @@ def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(clos
     for kind, seen in reads.items():
         assert len(seen) >= 20, f"{kind}: only {len(seen)} reads during the close"
         assert set(seen) <= {before, after}, f"{kind} saw a state that is neither before nor after"
+        assert before in seen and after in seen, f"{kind} did not read across the swap"
