@@ -8,9 +8,9 @@ Dagster would store.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,8 +19,9 @@ import duckdb
 import pytest
 
 from orchestration.workitem_sensors import raise_work_items, raise_work_items_sensor, workitem_sensors
-from warehouse.schema import bootstrap
 from tests.workitems.test_rules import CraftedWarehouse, copy_of, september
+from warehouse.schema import bootstrap
+from workitems.eligibility import proposed_due_date
 from workitems.store import approve, decline, list_items, queue_engine
 
 SEPTEMBER_ITEMS = 10  # test_rules: 4 refunds / credit notes, 6 payment extensions
@@ -186,6 +187,9 @@ def test_before_any_close_the_tick_skips_and_keeps_no_cursor(tmp_path, monkeypat
 
 # --- End to end: generate + simulate + close twice, then one tick against the ground-truth manifest ---
 
+# The three tests below share one chain (module fixture): one xdist worker runs them all.
+E2E = pytest.mark.xdist_group("workitems_e2e")
+
 E2E_STEPS = (
     ("generate", "--month", "2026-09", "--customers", "200", "--seed", "7"),
     ("close", "--month", "2026-09"),
@@ -204,7 +208,9 @@ def chained(tmp_path_factory):
            "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'queue.sqlite'}"}
     billops = Path(sys.executable).parent / "billops"
     for step in E2E_STEPS:
-        done = subprocess.run([str(billops), *step], cwd=root, env={**__import__("os").environ, **env},
+        if step[0] == "close" and step[2] == "2026-10":
+            _land_a_second_price_correction(root)
+        done = subprocess.run([str(billops), *step], cwd=root, env={**os.environ, **env},
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-3000:])
     with pytest.MonkeyPatch.context() as patch:
@@ -216,6 +222,27 @@ def chained(tmp_path_factory):
     truth = [json.loads(line) for line in (root / "landing/_truth/anomalies.jsonl").read_text().splitlines()]
     return {"root": root, "env": env, "billops": billops, "outcome": outcome, "items": items,
             "truth": [e for e in truth if e.get("step") == "simulate" and e.get("month") == "2026-10"]}
+
+
+def _land_a_second_price_correction(root: Path) -> None:
+    """R1 needs over-billed invoices nobody claimed: the simulator's correction touches few invoices (often only
+    the claimed ones), so a second SKU of September is corrected the same way (synthetic.price_book), one that no
+    false claim's invoice holds. October's close restates September with both."""
+    from synthetic.price_book import correct_price, correctable_skus, read_price_book
+
+    truth = [json.loads(line) for line in (root / "landing/_truth/anomalies.jsonl").read_text().splitlines()]
+    (claims_sku,) = [e["sku"] for e in truth if e["anomaly"] == "price_correction"]
+    false_invoices = {e["invoice_number"] for e in truth if e["anomaly"] == "false_claim"}
+    price_path = root / "landing/reference/price_book.csv"
+    correctable = correctable_skus(read_price_book(price_path), "2026-09-01", "2026-10-01") - {claims_sku}
+    touched = {sku: set(numbers) for sku, numbers in _warehouse_rows(root, """
+        SELECT sku, list(DISTINCT invoice_number) FROM audit.issued_invoice_lines
+        WHERE billing_month = DATE '2026-09-01' AND sku IS NOT NULL AND amount > 0 GROUP BY sku""")}
+    candidates = {sku: numbers for sku, numbers in touched.items()
+                  if sku in correctable and not numbers & false_invoices and 3 <= len(numbers) <= 40}
+    sku = max(candidates, key=lambda s: (len(candidates[s]), s))
+    correct_price(price_path, sku, "2026-09-01", "2026-10-01")
+    (root / "second_correction.json").write_text(json.dumps({"sku": sku, "invoices": sorted(candidates[sku])}))
 
 
 def _warehouse_rows(root: Path, sql: str) -> list[tuple]:
@@ -244,7 +271,6 @@ def _expected_items(chained) -> dict[tuple, tuple]:
         if e["anomaly"] == "duplicate_charge":
             expected[("refund", "R2", e["invoice_number"], e["charge_id"])] = (Decimal(e["amount"]), None, None)
         elif e["anomaly"] == "failed_payment":
-            from workitems.eligibility import proposed_due_date
             verdict = ((proposed_due_date(due[e["invoice_number"]]), "eligible: due date + 14 days") if e["eligible"]
                        else (None, e["ineligible_reasons"][0]))
             expected[("payment_extension", "E1", e["invoice_number"], None)] = (None, *verdict)
@@ -260,6 +286,7 @@ def _expected_items(chained) -> dict[tuple, tuple]:
     return expected
 
 
+@E2E
 def test_every_seeded_case_is_exactly_one_item_of_the_right_kind_rule_and_amount(chained):
     expected = _expected_items(chained)
     raised = {}
@@ -278,8 +305,16 @@ def test_every_seeded_case_is_exactly_one_item_of_the_right_kind_rule_and_amount
     assert [k for k in raised if k not in expected] == []
     assert recall == precision == 1.0
     assert all(by_rule[rule] >= 1 for rule in ("R1", "R2", "R3", "E1")), by_rule
+    # R1 is the second price correction: only invoices holding that SKU, and every restatement says so
+    second = json.loads((chained["root"] / "second_correction.json").read_text())
+    r1 = {key[2] for key in expected if key[1] == "R1"}
+    assert r1 <= set(second["invoices"])
+    causes = dict(_warehouse_rows(chained["root"], "SELECT invoice_number, arg_max(cause, detected_at) "
+                                                   "FROM audit.restatements GROUP BY 1"))
+    assert all("price_correction" in causes[number] for number in r1)
 
 
+@E2E
 def test_false_claims_raise_nothing_and_are_listed_in_billing_claims_no_error(chained):
     false_claims = {(str(e["ticket_id"]), e["invoice_number"]) for e in chained["truth"] if e["anomaly"] == "false_claim"}
     assert false_claims
@@ -290,6 +325,7 @@ def test_false_claims_raise_nothing_and_are_listed_in_billing_claims_no_error(ch
     assert false_claims <= listed
 
 
+@E2E
 def test_approved_refunds_are_executed_once_by_the_next_simulation(chained):
     """The processor half of the loop: `simulate` refunds what the team approved, metadata.work_item_id set."""
     root, env = chained["root"], chained["env"]
@@ -299,8 +335,11 @@ def test_approved_refunds_are_executed_once_by_the_next_simulation(chained):
         approve(engine, item["work_item_id"], "alice")
         if item["requires_approval"]:
             approve(engine, item["work_item_id"], "bob")
-    run = lambda: subprocess.run([str(chained["billops"]), "simulate", "--month", "2026-11", "--seed", "7"], cwd=root,
-                                 env={**__import__("os").environ, **env}, capture_output=True, text=True, timeout=600)
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([str(chained["billops"]), "simulate", "--month", "2026-11", "--seed", "7"], cwd=root,
+                              env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+
     assert run().returncode == 0
     path = root / "landing/payments/refunds/refunds-2026-11.jsonl"
     first = path.read_bytes()
