@@ -163,3 +163,24 @@ def _outcome(month: str, result, log_file: Path) -> CloseOutcome:
             k: v.value for k, v in materialization.metadata.items()
         }
     return outcome
+
+
+def raise_work_items_after_close(settings: Settings) -> str:
+    """The close's last duty (landing-contract.md): raise the month's work items, mirror and publish them.
+
+    The same tick the work-item sensor runs (idempotent through dedup keys), so a close
+    leaves the queue ready even where no Dagster daemon runs (the demo, a cron job).
+    """
+    from orchestration.workitem_sensors import raise_work_items
+    from warehouse.published import publish
+    from workitems.mirror import mirror_work_items
+    from workitems.store import queue_engine
+
+    engine = queue_engine()
+    try:
+        outcome = raise_work_items(settings.warehouse, engine, None)
+        if mirror_work_items(settings.warehouse, engine):
+            publish(settings.warehouse, settings.published)
+    finally:
+        engine.dispose()
+    return f"work items: {len(outcome.raised)} raised, {len(outcome.done)} marked done ({outcome.message})"

@@ -36,7 +36,7 @@ def close(
         False, "--allow-missing-days", help="Issue even if some UTC day has no usage file (C12); the run records it."),
 ) -> None:
     """Run the monthly close: ingest, rate, prove and issue MONTH through Dagster (restating earlier months first)."""
-    from cli.close import CloseRefused, partition_problem, plan_months, run_close
+    from cli.close import CloseRefused, partition_problem, plan_months, raise_work_items_after_close, run_close
     from cli.summary import print_outcome
 
     settings = load_settings()
@@ -57,6 +57,7 @@ def close(
         print_outcome(console, err_console, outcome, settings)
         if not outcome.success:
             raise typer.Exit(1)
+    console.print(raise_work_items_after_close(settings))
 
 
 @app.command()
