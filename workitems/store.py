@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import IntegrityError
 
 from warehouse.ops_store import ops_engine
+from workitems.webhook import post_items, webhook_url
 
 KINDS = ("refund", "credit_note", "payment_extension")
 RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_extension": ("E1",)}
@@ -257,16 +258,25 @@ def raise_items(engine: Engine, items: Iterable[Mapping], raised_by: str = "sens
         except IntegrityError:  # a concurrent raiser wrote one of these keys first: re-read, now a no-op
             if attempt == 2:
                 raise
-    from workitems.webhook import notify_new_items
-
     notify_new_items(engine, [work_item_id for work_item_id, created in results if created])
     return results
+
+
+def notify_new_items(engine: Engine, work_item_ids: list[str]) -> None:
+    """Post the new items to BILLOPS_WORKITEM_WEBHOOK_URL, if set; the outcome goes into each audit trail."""
+    url = webhook_url()
+    if not url or not work_item_ids:
+        return
+    rows = [as_json_row(get_item(engine, work_item_id)) for work_item_id in work_item_ids]
+    for work_item_id, (ok, note) in zip(work_item_ids, post_items(url, rows)):
+        with engine.begin() as conn:
+            record_event(conn, work_item_id, "webhook_sent" if ok else "webhook_failed", "webhook", note)
 
 
 def raise_item(target: Engine | Connection, item: Mapping, raised_by: str = "sensor") -> tuple[str, bool]:
     """Raise one item; returns (work_item_id, created). On an Engine it commits and posts the webhook;
     on a Connection it writes inside the caller's transaction, who calls
-    `workitems.webhook.notify_new_items` after the commit."""
+    `notify_new_items` after the commit."""
     if isinstance(target, Connection):
         return _insert(target, item, raised_by)
     return raise_items(target, [item], raised_by)[0]

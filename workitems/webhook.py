@@ -10,26 +10,22 @@ from __future__ import annotations
 import os
 
 import httpx
-from sqlalchemy import Engine
-
-from workitems.store import as_json_row, get_item, record_event
-
 WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
 WEBHOOK_TIMEOUT_SECONDS = 3.0  # a sensor tick must finish well inside Dagster's 60 s
 
 
-def notify_new_items(engine: Engine, work_item_ids: list[str]) -> None:
-    """POST each new item (a marts.work_items row as JSON) to BILLOPS_WORKITEM_WEBHOOK_URL, if set."""
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
-    if not url or not work_item_ids:
-        return
+def webhook_url() -> str:
+    return os.environ.get(WEBHOOK_ENV, "").strip()
+
+
+def post_items(url: str, rows: list[dict]) -> list[tuple[bool, str]]:
+    """POST each row (a marts.work_items row as JSON) to the webhook; (ok, note) per row, never raising."""
+    outcomes = []
     with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
-        for work_item_id in work_item_ids:
-            item = get_item(engine, work_item_id)
+        for row in rows:
             try:
-                response = client.post(url, json=as_json_row(item))
-                ok, note = response.is_success, f"POST {url}: HTTP {response.status_code}"
+                response = client.post(url, json=row)
+                outcomes.append((response.is_success, f"POST {url}: HTTP {response.status_code}"))
             except httpx.HTTPError as exc:
-                ok, note = False, f"POST {url}: {type(exc).__name__}: {exc}"
-            with engine.begin() as conn:
-                record_event(conn, work_item_id, "webhook_sent" if ok else "webhook_failed", "webhook", note)
+                outcomes.append((False, f"POST {url}: {type(exc).__name__}: {exc}"))
+    return outcomes
