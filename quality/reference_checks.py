@@ -75,7 +75,7 @@ def tiers_problem(model: str | None, tiers: str | None) -> str | None:
     the last null (unbounded)."""
     if model != "graduated":
         return None
-    if tiers is None or not tiers.strip():
+    if not isinstance(tiers, str) or not tiers.strip():  # an empty CSV cell reaches pandas as NaN
         return "no tiers"
     try:
         parsed = json.loads(tiers, parse_float=Decimal)

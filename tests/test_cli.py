@@ -88,9 +88,6 @@ def test_overlapping_price_rows_fail_c13_naming_file_and_row(golden):
     assert "row 12: effective range must not overlap another row of the same sku" in stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: quality/reference_checks.py tiers_problem() calls tiers.strip() on the "
-                   "pandas NaN (float) of an empty tiers cell: the C13 step crashes with AttributeError instead of "
-                   "naming the row")
 def test_graduated_row_with_empty_tiers_fails_c13_naming_file_and_row(golden):
     def empty_tiers(text: str) -> str:  # row 9 is functions-gib-s (graduated)
         functions = next(line for line in text.splitlines() if line.startswith("functions-gib-s,"))

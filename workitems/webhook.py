@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import httpx
+
 WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
 WEBHOOK_TIMEOUT_SECONDS = 3.0  # a sensor tick must finish well inside Dagster's 60 s
 
