@@ -58,6 +58,26 @@ INVOICE_LINE_COLUMNS = """
     unit_price     DECIMAL(18,8),
     amount         DECIMAL(18,2) NOT NULL"""
 
+# marts.work_items (landing-contract.md): created empty here, replaced whole by workitems/mirror.py.
+WORK_ITEMS_COLUMNS = """
+    work_item_id      VARCHAR NOT NULL PRIMARY KEY,
+    kind              VARCHAR NOT NULL,
+    rule              VARCHAR NOT NULL,
+    customer_id       VARCHAR,
+    invoice_number    VARCHAR,
+    charge_id         VARCHAR,
+    ticket_id         VARCHAR,
+    amount            DECIMAL(18,2),
+    proposed_due_date DATE,
+    reason            VARCHAR,
+    evidence          JSON,
+    status            VARCHAR NOT NULL,
+    requires_approval BOOLEAN NOT NULL,
+    created_at        TIMESTAMP NOT NULL,
+    decided_at        TIMESTAMP,
+    decided_by        VARCHAR,
+    dedup_key         VARCHAR NOT NULL UNIQUE"""
+
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS audit;
@@ -157,24 +177,7 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
 -- replaces it whole with the same columns. Created here, empty, so that dbt (source queue.work_items:
 -- credit notes, extensions) can read it before the first mirror.
 CREATE SCHEMA IF NOT EXISTS marts;
-CREATE TABLE IF NOT EXISTS marts.work_items (
-    work_item_id      VARCHAR NOT NULL PRIMARY KEY,
-    kind              VARCHAR NOT NULL,
-    rule              VARCHAR NOT NULL,
-    customer_id       VARCHAR,
-    invoice_number    VARCHAR,
-    charge_id         VARCHAR,
-    ticket_id         VARCHAR,
-    amount            DECIMAL(18,2),
-    proposed_due_date DATE,
-    reason            VARCHAR,
-    evidence          JSON,
-    status            VARCHAR NOT NULL,
-    requires_approval BOOLEAN NOT NULL,
-    created_at        TIMESTAMP NOT NULL,
-    decided_at        TIMESTAMP,
-    decided_by        VARCHAR,
-    dedup_key         VARCHAR NOT NULL UNIQUE
+CREATE TABLE IF NOT EXISTS marts.work_items ({WORK_ITEMS_COLUMNS}
 );
 """
 

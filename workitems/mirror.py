@@ -14,28 +14,9 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy import Engine
 
-MARTS_WORK_ITEMS_DDL = """
-CREATE SCHEMA IF NOT EXISTS marts;
-CREATE OR REPLACE TABLE marts.work_items (
-    work_item_id      VARCHAR NOT NULL PRIMARY KEY,
-    kind              VARCHAR NOT NULL,
-    rule              VARCHAR NOT NULL,
-    customer_id       VARCHAR,
-    invoice_number    VARCHAR,
-    charge_id         VARCHAR,
-    ticket_id         VARCHAR,
-    amount            DECIMAL(18,2),
-    proposed_due_date DATE,
-    reason            VARCHAR,
-    evidence          JSON,
-    status            VARCHAR NOT NULL,
-    requires_approval BOOLEAN NOT NULL,
-    created_at        TIMESTAMP NOT NULL,  -- UTC
-    decided_at        TIMESTAMP,           -- UTC
-    decided_by        VARCHAR,
-    dedup_key         VARCHAR NOT NULL UNIQUE
-);
-"""
+from warehouse.schema import WORK_ITEMS_COLUMNS
+
+MARTS_WORK_ITEMS_DDL = f"CREATE SCHEMA IF NOT EXISTS marts; CREATE OR REPLACE TABLE marts.work_items ({WORK_ITEMS_COLUMNS})"
 
 _ARROW_SCHEMA = pa.schema([
     ("work_item_id", pa.string()), ("kind", pa.string()), ("rule", pa.string()), ("customer_id", pa.string()),
