@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 
 SHOWN = 10  # offending rows named in a description and in metadata
@@ -125,3 +126,23 @@ def _raised(info: dict | None) -> str | None:
     entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
     messages = [str(e.get("exception_message")) for e in entries if e.get("raised_exception")]
     return "; ".join(messages) or None
+
+
+def suite_result(asset_key: dg.AssetKey, check_name: str, severity: dg.AssetCheckSeverity, description: str,
+                 outcome: SuiteOutcome, offending: list[dict], **extra) -> dg.AssetCheckResult:
+    """A suite's check result: the same metadata keys for every suite, on pass and on fail."""
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=outcome.success,
+        severity=severity,
+        description=description,
+        metadata={
+            **extra,
+            "rows_checked": outcome.rows_checked,
+            "failures": len(offending),
+            "rules_failed": dg.MetadataValue.json(outcome.failed_rules),
+            "offending_rows": dg.MetadataValue.json(offending[:SHOWN]),
+            "gx_errors": dg.MetadataValue.json(outcome.errors[:SHOWN]),
+        },
+    )

@@ -14,7 +14,7 @@ import dagster as dg
 
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from quality.gx_runner import SHOWN, Expect, SuiteOutcome, frame, run_suite
+from quality.gx_runner import SHOWN, Expect, SuiteOutcome, frame, run_suite, suite_result
 
 # Partitioned asset checks are a "preview" in Dagster 1.13; the month is what these checks judge.
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
@@ -111,20 +111,8 @@ def judge(source: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
         description = f"{len(offending)} unexpected value(s) in raw.{source}: {named}"
     else:
         description = f"all {outcome.rows_checked} rows of raw.{source} meet the landing suite"
-    return dg.AssetCheckResult(
-        asset_key=dg.AssetKey(["raw", source]),
-        check_name=f"{source}_landing_suite",
-        passed=outcome.success,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=description,
-        metadata={
-            "rows_checked": outcome.rows_checked,
-            "failures": len(offending),
-            "rules_failed": dg.MetadataValue.json(outcome.failed_rules),
-            "offending_rows": dg.MetadataValue.json(offending[:SHOWN]),
-            "gx_errors": dg.MetadataValue.json(outcome.errors[:SHOWN]),
-        },
-    )
+    return suite_result(dg.AssetKey(["raw", source]), f"{source}_landing_suite", dg.AssetCheckSeverity.WARN,
+                        description, outcome, offending)
 
 
 @dg.multi_asset_check(

@@ -17,7 +17,7 @@ import dagster as dg
 
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from quality.gx_runner import SHOWN, Expect, SuiteOutcome, frame, run_suite
+from quality.gx_runner import SHOWN, Expect, SuiteOutcome, frame, run_suite, suite_result
 
 # Partitioned asset checks are a "preview" in Dagster 1.13; the month is what these checks judge.
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
@@ -204,21 +204,8 @@ def judge(name: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
         description = f"C13 failed: {file}: {rows} row(s) break the landing contract: {named}"
     else:
         description = f"C13: all {outcome.rows_checked} rows of {file} follow the landing contract"
-    return dg.AssetCheckResult(
-        asset_key=dg.AssetKey(["raw", name]),
-        check_name=f"C13_{name}_valid",
-        passed=outcome.success,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
-        metadata={
-            "file": file,
-            "rows_checked": outcome.rows_checked,
-            "failures": len(offending),
-            "rules_failed": dg.MetadataValue.json(outcome.failed_rules),
-            "offending_rows": dg.MetadataValue.json(offending[:SHOWN]),
-            "gx_errors": dg.MetadataValue.json(outcome.errors[:SHOWN]),
-        },
-    )
+    return suite_result(dg.AssetKey(["raw", name]), f"C13_{name}_valid", dg.AssetCheckSeverity.ERROR,
+                        description, outcome, offending, file=file)
 
 
 @dg.multi_asset_check(
