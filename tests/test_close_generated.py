@@ -24,4 +24,5 @@ def test_unpriced_usage_blocks_the_month(tmp_path):
     quarantined = set(ws.query("SELECT file, row_number FROM audit.quarantine WHERE reason = 'no_price'"))
     assert quarantined == {(e["file"], e["row_number"]) for e in unpriced}
     assert ws.query("SELECT count(*) FROM audit.issued_invoices") == [(0,)]
-    assert ws.query("SELECT count(*) FROM marts.invoices WHERE status = 'issued'") == [(0,)]
+    # Blocked before rating: no draft was computed and nothing was published.
+    assert ws.query("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'marts' AND view_name = 'invoices'") == [(0,)]
