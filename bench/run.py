@@ -56,8 +56,6 @@ def main() -> None:
     print(f"bench: {customers:,} customers, month {month}, in {root}", flush=True)
     generate = run_measured([str(BILLOPS), "generate", "--month", month, "--customers", str(customers), "--seed", "7"], env)
     print(" ".join(generate["output"].split("anomalies:")[0].split()), flush=True)
-    baseline = run_measured([sys.executable, str(REPO / "bench" / "baseline.py"), str(root / "landing"), month], env)
-    print(f"baseline query: {baseline['seconds']} s, {baseline['peak_rss_gib']} GiB", flush=True)
     close = run_measured([str(BILLOPS), "close", "--month", month], env)
     run_id = re.search(r"Dagster run ([0-9a-f-]{36})", close["output"]).group(1)
     rows = int(re.search(r"records read\s*│\s*([\d,]+)", close["output"]).group(1).replace(",", ""))
@@ -70,8 +68,6 @@ def main() -> None:
         "generate": {k: generate[k] for k in ("seconds", "peak_rss_gib")}
         | {"rows_per_second": round(rows / generate["seconds"])},
         "close": {k: close[k] for k in ("seconds", "peak_rss_gib")} | {"rows_per_second": round(rows / close["seconds"])},
-        "baseline_query": {k: baseline[k] for k in ("seconds", "peak_rss_gib")},
-        "close_over_baseline": round(close["seconds"] / baseline["seconds"], 2),
         "close_steps_seconds": step_seconds(root / "dagster", run_id),
         "warehouse_bytes": (root / "warehouse.duckdb").stat().st_size,
         "machine": {"cpus": os.cpu_count()},
