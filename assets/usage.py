@@ -248,9 +248,16 @@ INSERT INTO audit.redeliveries
 USAGE_DAILY_KEY = dg.AssetKey(["raw", "usage_daily"])
 USAGE_DAILY_SQL = """
 CREATE OR REPLACE TABLE raw.usage_daily AS
-SELECT customer_id, resource_id, sku, start_time::DATE AS usage_date,
-       sum(quantity)::DECIMAL(38,6) AS quantity, count(*) AS records, max(start_time) AS last_start_time
-FROM raw.usage_month
+SELECT t.customer_id, t.resource_id, t.sku, t.start_time::DATE AS usage_date,
+       sum(t.quantity)::DECIMAL(38,6) AS quantity, count(*) AS records, max(t.start_time) AS last_start_time
+FROM raw.usage_month_typed t
+-- the rows raw.usage_month leaves out (quarantined or re-delivered), from this run's small temp tables,
+-- so the 200M-row scan needs neither the audit tables nor the ledger join of the view
+ANTI JOIN (
+  SELECT source_file, row_number FROM usage_flagged WHERE reason IS NOT NULL
+  UNION ALL
+  SELECT source_file, row_number FROM usage_repeats
+) r ON r.source_file = t.source_file AND r.row_number = t.row_number
 GROUP BY ALL
 """
 
