@@ -21,6 +21,7 @@ import duckdb
 from orchestration.settings import Settings
 from warehouse.landing import REFERENCE_COLUMNS, usage_month_files
 from warehouse.months import issued_months, order_problem
+from warehouse.schema import table_exists
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
@@ -82,8 +83,7 @@ def plan_months(settings: Settings, month: str) -> list[str]:
     except duckdb.IOException as exc:
         raise CloseRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): {exc}")
     try:
-        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' AND table_name = "
-                           "'issued_months'").fetchone()[0]:
+        if not table_exists(con, "audit", "issued_months"):
             return [month]
         issued = issued_months(con)
         problem = order_problem(issued, target)
