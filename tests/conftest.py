@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -74,13 +75,36 @@ class Workspace:
             "DAGSTER_HOME": str(self.dagster_home),
         }
 
-    def billops(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BILLOPS), *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900
-        )
+    def billops(self, *args: str, env: dict[str, str] | None = None, real: bool = False) -> subprocess.CompletedProcess:
+        """Run the `billops` command in this workspace.
 
-    def close(self, month: str, *options: str) -> subprocess.CompletedProcess:
-        return self.billops("close", "--month", month, *options)
+        By default in this process, through the same Typer app (typer.testing.CliRunner) with the
+        workspace's environment and working directory: exit code, stdout and stderr as the command
+        gives them, without paying ~8 s of interpreter and Dagster start-up per call. `real=True` runs
+        the installed executable in a subprocess (the end-to-end tests: golden close, generated chain).
+        """
+        overrides = {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(self.landing), "BILLOPS_WAREHOUSE": str(self.warehouse),
+                     "DAGSTER_HOME": str(self.dagster_home), **(env or {})}
+        if real:
+            return subprocess.run([str(BILLOPS), *args], cwd=self.root, env={**os.environ, **overrides},
+                                  capture_output=True, text=True, timeout=900)
+        from typer.testing import CliRunner
+
+        from cli.main import app
+
+        here = os.getcwd()
+        os.chdir(self.root)
+        try:
+            result = CliRunner().invoke(app, list(args), env=overrides)
+        finally:
+            os.chdir(here)
+        stderr = result.stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            stderr += "".join(traceback.format_exception(result.exception))
+        return subprocess.CompletedProcess(["billops", *args], result.exit_code, result.stdout, stderr)
+
+    def close(self, month: str, *options: str, real: bool = False) -> subprocess.CompletedProcess:
+        return self.billops("close", "--month", month, *options, real=real)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         con = duckdb.connect(str(self.warehouse), read_only=True)
@@ -157,7 +181,7 @@ def _close_golden_once(root: Path) -> dict:
     ws = Workspace.at(root)
     shutil.copytree(GOLDEN / "landing", ws.landing)
     killed = _kill_a_close_mid_run(ws)
-    result = ws.close("2026-10")
+    result = ws.close("2026-10", real=True)
     runs = ws.runs()
     return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr,
             "killed_run_id": killed, "close_run_id": runs[-1][0] if runs else ""}
@@ -190,11 +214,30 @@ def copy_workspace(source: Workspace, root: Path) -> Workspace:
     return Workspace.at(root)
 
 
+@pytest.fixture(scope="session")
+def generated_chain(tmp_path_factory):
+    """Two generated months closed through the real command, built once per test run (tests/generated_chain.py)."""
+    from tests.generated_chain import generated_chain as build
+
+    return build(_shared_dir(tmp_path_factory))
+
+
 @pytest.fixture
 def copy_closed_golden(closed_golden, tmp_path) -> Workspace:
     """October 2026 closed and issued, in a private copy."""
     assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
     return copy_workspace(closed_golden.ws, tmp_path / "ws")
+
+
+def dbt_build(ws: Workspace, *select: str, period: tuple[str, str] = ("2026-10-01", "2026-11-01")):
+    """`dbt build --select ...` on a workspace's warehouse for one period: the models a test is about, without
+    the full close around them (the close itself is tested through `closed_golden`)."""
+    variables = {"period_start": period[0], "period_end": period[1], "warehouse": str(ws.warehouse)}
+    project = REPO / "dbt_project"
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--select", *select, "--vars", json.dumps(variables),
+         "--target-path", str(ws.root / "dbt-target"), "--project-dir", str(project), "--profiles-dir", str(project)],
+        env={**ws.env, "BILLOPS_ENV": "ci"}, capture_output=True, text=True, timeout=600)
 
 
 # --- reading the golden expectations ------------------------------------------------------------

@@ -4,7 +4,6 @@ receiver and a local SMTP server, the SQLite alert store and a DuckDB warehouse 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.conftest import GOLDEN, Workspace
-
-pytestmark = pytest.mark.xdist_group("kpi_billing")  # one close for the module, on one worker
+from tests.conftest import GOLDEN, Workspace, copy_workspace
 
 OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
 NOVEMBER_CUSTOMERS = ("c001", "c002", "c004")
@@ -50,11 +47,10 @@ def lines(path, docs: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_months(tmp_path_factory) -> Workspace:
-    ws = Workspace.at(tmp_path_factory.mktemp("kpi-billing"))
-    shutil.copytree(GOLDEN / "landing", ws.landing)
-    result = ws.close("2026-10")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+def two_months(closed_golden, tmp_path_factory) -> Workspace:
+    """October: the session's closed golden month, copied. November: landed here and closed."""
+    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
+    ws = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("kpi-billing") / "ws")
 
     for offset in range(30):  # one usage file per November day: one droplet hour per customer
         start = datetime(2026, 11, 1, 12, tzinfo=timezone.utc) + timedelta(days=offset)

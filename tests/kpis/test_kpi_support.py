@@ -1,17 +1,17 @@
-"""kpi_support_monthly and kpi_team_daily on a help desk written by hand, closed with the real command.
+"""kpi_support_monthly and kpi_team_daily on a help desk written by hand, on the closed golden October.
 
 Tickets with several versions (the newest by updated_at wins, whatever the file order), every
 channel, reopens, every rating score, tickets solved or rated in the month after they were
 created. The expected figures are computed here in Python, independently of the SQL:
 statistics.median / statistics.quantiles(method="inclusive") for the continuous median and
-p90, Decimal with ROUND_HALF_UP for every ratio. One close for the module.
+p90, Decimal with ROUND_HALF_UP for every ratio. The tickets are ingested by the real asset and the
+support marts built by dbt, once for the module, on a copy of the session's closed golden month.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import shutil
 import statistics
 from collections import defaultdict
 from datetime import date, datetime
@@ -19,9 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.conftest import GOLDEN, Workspace
-
-pytestmark = pytest.mark.xdist_group("kpi_support")  # one close for the module, on one worker
+from tests.conftest import GOLDEN, Workspace, copy_workspace, dbt_build
 
 BILLING_TAGS = {"incorrect_invoice", "refund_request", "payment_extension", "payment_failed", "tax_question",
                 "other_billing"}
@@ -73,18 +71,26 @@ def zendesk(row: tuple, customer: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def closed_desk(tmp_path_factory) -> Workspace:
-    ws = Workspace.at(tmp_path_factory.mktemp("kpi-support"))
-    shutil.copytree(GOLDEN / "landing", ws.landing)
+def closed_desk(closed_golden, tmp_path_factory) -> Workspace:
+    """The closed golden October (copied) with the desk landed: tickets ingested, the support marts built."""
+    import dagster as dg
+
+    from assets.tickets import tickets as tickets_asset
+    from orchestration.resources import WarehouseResource
+
+    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
+    ws = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("kpi-support") / "ws")
     tickets = ws.landing / "tickets"
-    tickets.mkdir()
+    tickets.mkdir(exist_ok=True)
     customers = [f"c00{n}" for n in range(1, 9)]
     first = [r for r in DESK if r[0] != 7] + [VERSIONS[0], VERSIONS[1]]
     last = [r for r in DESK if r[0] == 7]
     (tickets / "2026-10-a.jsonl").write_text("".join(json.dumps(zendesk(r, customers[r[0] % 8])) + "\n" for r in first + last))
     (tickets / "2026-11-b.jsonl").write_text(json.dumps(zendesk(VERSIONS[2], customers[7 % 8])) + "\n")
-    result = ws.close("2026-10")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    resource = WarehouseResource(path=str(ws.warehouse), landing=str(ws.landing))
+    assert dg.materialize([tickets_asset], partition_key="2026-10-01", resources={"warehouse": resource}).success
+    build = dbt_build(ws, "stg_support__tickets", "kpi_support_monthly", "kpi_team_daily")
+    assert build.returncode == 0, build.stdout[-4000:]
     return ws
 
 

@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 import pytest
 
-from tests.conftest import REPO, Workspace, copy_workspace
+from tests.conftest import Workspace, copy_workspace, dbt_build
 
 pytestmark = pytest.mark.xdist_group("payments")
 
-DBT = Path(sys.executable).parent / "dbt"
-NOVEMBER = {"period_start": "2026-11-01", "period_end": "2026-12-01"}
 PARAMS = {"m": datetime(2026, 11, 1).date(), "end": datetime(2026, 12, 1).date()}
 
 
@@ -115,12 +110,7 @@ def november(closed_golden, tmp_path_factory):
     assert mirror_work_items(ws.warehouse, engine)
     resource = WarehouseResource(path=str(ws.warehouse), landing=str(ws.landing))
     assert dg.materialize([payments], partition_key="2026-11-01", resources={"warehouse": resource}).success
-    variables = {**NOVEMBER, "warehouse": str(ws.warehouse)}
-    target = ws.root / "dbt-target"
-    build = subprocess.run(
-        [str(DBT), "build", "--select", "marts.payments", "invoices", "--vars", json.dumps(variables), "--target-path", str(target),
-         "--project-dir", str(REPO / "dbt_project"), "--profiles-dir", str(REPO / "dbt_project")],
-        env={**ws.env, "BILLOPS_ENV": "ci"}, capture_output=True, text=True, timeout=600)
+    build = dbt_build(ws, "marts.payments", "invoices", period=("2026-11-01", "2026-12-01"))
     assert build.returncode == 0, build.stdout[-4000:]
     return ws, approval_trail(engine), dup_item, build.stdout
 

@@ -3,7 +3,6 @@ rule of billing-rules.md on crafted cases computed by hand, and the check fails 
 
 from __future__ import annotations
 
-import csv
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -187,32 +188,24 @@ def test_before_any_close_the_tick_skips_and_keeps_no_cursor(tmp_path, monkeypat
 
 # --- End to end: generate + simulate + close twice, then one tick against the ground-truth manifest ---
 
-# The three tests below share one chain (module fixture): one xdist worker runs them all.
-E2E = pytest.mark.xdist_group("workitems_e2e")
-
-E2E_STEPS = (
-    ("generate", "--month", "2026-09", "--customers", "200", "--seed", "7"),
-    ("close", "--month", "2026-09"),
-    ("simulate", "--month", "2026-10", "--seed", "7"),
-    ("generate", "--month", "2026-10", "--customers", "200", "--seed", "7"),
-    ("close", "--month", "2026-10"),
-)
+# The three tests below read the session's generated chain (tests/generated_chain.py: two months of 200
+# customers, closed through the real command), copied once for this module, then one sensor tick.
 
 
 @pytest.fixture(scope="module")
-def chained(tmp_path_factory):
-    """Two generated months closed through the real command, then one sensor tick; the queue and the truth."""
-    root = tmp_path_factory.mktemp("e2e")
-    env = {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(root / "landing"),
-           "BILLOPS_WAREHOUSE": str(root / "warehouse.duckdb"), "DAGSTER_HOME": str(root / "dagster_home"),
-           "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'queue.sqlite'}"}
+def chained(generated_chain, tmp_path_factory):
+    """The generated chain copied (with its queue), then one sensor tick; the queue and the truth."""
+    from tests.conftest import copy_workspace
+
+    assert generated_chain.results[("close", "--month", "2026-10")].returncode == 0
+    source = generated_chain.ws
+    ws = copy_workspace(source, tmp_path_factory.mktemp("e2e") / "ws")
+    for path in [*source.root.glob("ops.sqlite*"), source.root / "second_correction.json"]:
+        shutil.copy2(path, ws.root / path.name)
+    root = ws.root
+    env = {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(ws.landing), "BILLOPS_WAREHOUSE": str(ws.warehouse),
+           "DAGSTER_HOME": str(ws.dagster_home), "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'ops.sqlite'}"}
     billops = Path(sys.executable).parent / "billops"
-    for step in E2E_STEPS:
-        if step[0] == "close" and step[2] == "2026-10":
-            _land_a_second_price_correction(root)
-        done = subprocess.run([str(billops), *step], cwd=root, env={**os.environ, **env},
-                              capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-3000:])
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
@@ -222,27 +215,6 @@ def chained(tmp_path_factory):
     truth = [json.loads(line) for line in (root / "landing/_truth/anomalies.jsonl").read_text().splitlines()]
     return {"root": root, "env": env, "billops": billops, "outcome": outcome, "items": items,
             "truth": [e for e in truth if e.get("step") == "simulate" and e.get("month") == "2026-10"]}
-
-
-def _land_a_second_price_correction(root: Path) -> None:
-    """R1 needs over-billed invoices nobody claimed: the simulator's correction touches few invoices (often only
-    the claimed ones), so a second SKU of September is corrected the same way (synthetic.price_book), one that no
-    false claim's invoice holds. October's close restates September with both."""
-    from synthetic.price_book import correct_price, correctable_skus, read_price_book
-
-    truth = [json.loads(line) for line in (root / "landing/_truth/anomalies.jsonl").read_text().splitlines()]
-    (claims_sku,) = [e["sku"] for e in truth if e["anomaly"] == "price_correction"]
-    false_invoices = {e["invoice_number"] for e in truth if e["anomaly"] == "false_claim"}
-    price_path = root / "landing/reference/price_book.csv"
-    correctable = correctable_skus(read_price_book(price_path), "2026-09-01", "2026-10-01") - {claims_sku}
-    touched = {sku: set(numbers) for sku, numbers in _warehouse_rows(root, """
-        SELECT sku, list(DISTINCT invoice_number) FROM audit.issued_invoice_lines
-        WHERE billing_month = DATE '2026-09-01' AND sku IS NOT NULL AND amount > 0 GROUP BY sku""")}
-    candidates = {sku: numbers for sku, numbers in touched.items()
-                  if sku in correctable and not numbers & false_invoices and 3 <= len(numbers) <= 40}
-    sku = max(candidates, key=lambda s: (len(candidates[s]), s))
-    correct_price(price_path, sku, "2026-09-01", "2026-10-01")
-    (root / "second_correction.json").write_text(json.dumps({"sku": sku, "invoices": sorted(candidates[sku])}))
 
 
 def _warehouse_rows(root: Path, sql: str) -> list[tuple]:
@@ -286,7 +258,6 @@ def _expected_items(chained) -> dict[tuple, tuple]:
     return expected
 
 
-@E2E
 def test_every_seeded_case_is_exactly_one_item_of_the_right_kind_rule_and_amount(chained):
     expected = _expected_items(chained)
     raised = {}
@@ -314,7 +285,6 @@ def test_every_seeded_case_is_exactly_one_item_of_the_right_kind_rule_and_amount
     assert all("price_correction" in causes[number] for number in r1)
 
 
-@E2E
 def test_false_claims_raise_nothing_and_are_listed_in_billing_claims_no_error(chained):
     false_claims = {(str(e["ticket_id"]), e["invoice_number"]) for e in chained["truth"] if e["anomaly"] == "false_claim"}
     assert false_claims
@@ -325,7 +295,6 @@ def test_false_claims_raise_nothing_and_are_listed_in_billing_claims_no_error(ch
     assert false_claims <= listed
 
 
-@E2E
 def test_approved_refunds_are_executed_once_by_the_next_simulation(chained):
     """The processor half of the loop: `simulate` refunds what the team approved, metadata.work_item_id set."""
     root, env = chained["root"], chained["env"]

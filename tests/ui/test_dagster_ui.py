@@ -1,10 +1,12 @@
-"""The Dagster UI in a real browser (Playwright driving Debian's chromium) on a closed scenario.
+"""The Dagster UI on a closed scenario: one `dagster dev`, read through GraphQL and in a real browser.
 
 The scenario: the golden October closed by the real `billops close` (the session's
-`closed_golden`), copied, then November closed with one landed day holding a SKU the
-price book does not know, so C9 fails with its numbers and nothing is issued. The
-UI must show (a) the lineage from the landed usage to marts/invoices, (b) the failed
-control with its numbers, (c) a plot of numeric metadata across the two closes.
+`closed_golden`, whose first close was killed), copied; November closed on one landed
+day (issued); December closed with one landed day holding a SKU the price book does not
+know, so C9 fails with its numbers and nothing is issued. GraphQL must show the runs and
+the lineage from the landed usage to an invoice line; the browser (Playwright driving
+Debian's chromium) must show (a) the lineage from the landed usage to marts/invoices,
+(b) the failed control with its numbers, (c) the billing KPIs plotted across the closed months.
 
 Screenshots go to a temp folder; `BILLOPS_UPDATE_SCREENSHOTS=1` writes them to
 docs/screenshots/ (the README shows those).
@@ -13,7 +15,6 @@ docs/screenshots/ (the README shows those).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO, copy_workspace
@@ -33,9 +35,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "docs" / "screenshots"
 UNPRICED_SKU = "gpu-h100-unpriced"
-
-pytestmark = pytest.mark.xdist_group("ui")  # one dagster dev and one browser for the module, on one worker
-
 
 def _no_browser_reason() -> str | None:
     if not CHROMIUM.exists():
@@ -54,17 +53,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _land_november_with_an_unpriced_sku(ws) -> None:
-    start = datetime(2026, 11, 1, tzinfo=UTC)
+def _land_a_day(ws, day: str, unpriced_hours: int = 0) -> None:
+    """c001's droplet for 24 hours of `day`, and c002 on a GPU SKU the price book lacks for `unpriced_hours`."""
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
 
     def event(event_id: str, customer: str, resource: str, sku: str, hour: int) -> dict:
         return {"event_id": event_id, "customer_id": customer, "resource_id": resource, "sku": sku, "region": "fra1",
                 "start_time": start + timedelta(hours=hour), "end_time": start + timedelta(hours=hour + 1),
                 "quantity": Decimal("1")}
 
-    rows = [event(f"nov-{h}", "c001", "r001", "droplet-s-1vcpu-1gb", h) for h in range(24)]
-    rows += [event(f"nov-gpu-{h}", "c002", "gpu-1", UNPRICED_SKU, h) for h in range(3)]
-    ws.write_usage("usage/dt=2026-11-01/part-0.parquet", rows)
+    rows = [event(f"{day}-{h}", "c001", "r001", "droplet-s-1vcpu-1gb", h) for h in range(24)]
+    rows += [event(f"{day}-gpu-{h}", "c002", "gpu-1", UNPRICED_SKU, h) for h in range(unpriced_hours)]
+    ws.write_usage(f"usage/dt={day}/part-0.parquet", rows)
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +76,23 @@ def shots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ui(closed_golden, tmp_path_factory):
-    """dagster dev on October closed and November failed on C9; yields its base URL."""
-    reason = _no_browser_reason()
-    if reason:
-        print(f"\n{reason}\n", file=sys.stderr)
-        pytest.skip(reason)
+def scenario(closed_golden, tmp_path_factory):
+    """October (golden) and November issued, December failed on C9: the workspace."""
     assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
     ws = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("ui") / "ws")
-    _land_november_with_an_unpriced_sku(ws)
+    _land_a_day(ws, "2026-11-01")
     november = ws.close("2026-11", "--allow-missing-days")
-    assert november.returncode == 1 and "C9_usage_is_priced" in november.stderr, november.stderr[-3000:]
+    assert november.returncode == 0, november.stderr[-3000:]
+    _land_a_day(ws, "2026-12-01", unpriced_hours=3)
+    december = ws.close("2026-12", "--allow-missing-days")
+    assert december.returncode == 1 and "C9_usage_is_priced" in december.stderr, december.stderr[-3000:]
+    return ws
 
+
+@pytest.fixture(scope="module")
+def ui(scenario):
+    """dagster dev on the scenario (a copy: its sensors may write the instance and the warehouse); its base URL."""
+    ws = scenario
     port = _free_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {**ws.env, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),  # dagster-dbt finds `dbt` on PATH
@@ -125,6 +130,10 @@ def ui(closed_golden, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(ui):
+    reason = _no_browser_reason()
+    if reason:
+        print(f"\n{reason}\n", file=sys.stderr)
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -184,12 +193,60 @@ def test_the_failed_control_shows_its_numbers_in_the_checks_view(ui, page, shots
     page.screenshot(path=str(shots / "checks-c9-metadata.png"))
 
 
-def test_numeric_metadata_is_plotted_across_the_two_closes(ui, page, shots):
-    page.goto(f"{ui}/assets/raw/usage?view=overview")
-    page.get_by_text("rows_read", exact=True).first.wait_for()
+def test_the_billing_kpis_are_plotted_across_the_closed_months(ui, page, shots):
+    page.goto(f"{ui}/assets/marts/kpi_billing_monthly?view=overview")
+    page.get_by_text("invoices_issued", exact=True).first.wait_for()
     page.get_by_text("Plots", exact=True).first.click()
-    plot = page.locator("canvas").first  # the plots are chart.js canvases, one per numeric label
-    plot.wait_for()
-    assert page.locator("canvas").count() >= 3  # files, rows_read, accepted, ...
-    page.get_by_text("rows_read", exact=True).first.scroll_into_view_if_needed()
-    page.screenshot(path=str(shots / "plot-usage-rows-read.png"))
+    page.locator("canvas").first.wait_for()  # the plots are chart.js canvases, one per numeric label
+    assert page.locator("canvas").count() >= 5  # invoices_issued, invoiced_amount, accuracy, AR, DSO, ...
+    page.locator("canvas").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "plot-kpi-billing-monthly.png"))
+
+
+# --- the same UI read through GraphQL (no browser needed) ------------------------------------------
+
+
+def _graphql(base: str, query: str) -> dict:
+    response = httpx.post(f"{base}/graphql", json={"query": query}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def test_the_runs_of_every_close_are_in_the_instance(ui):
+    runs = _graphql(ui, "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }")
+    months = {}
+    for run in runs["runsOrError"]["results"]:
+        if run["jobName"] == "close_month_job":
+            tags = {t["key"]: t["value"] for t in run["tags"]}
+            months.setdefault(tags["dagster/partition"], []).append(run["status"])
+    # The session's first close was killed with -9 (reaped: FAILURE); December failed on C9.
+    assert {month: sorted(statuses) for month, statuses in months.items()} == {
+        "2026-10-01": ["FAILURE", "SUCCESS"], "2026-11-01": ["SUCCESS"], "2026-12-01": ["FAILURE"]}
+
+
+def test_the_lineage_runs_from_a_landed_file_to_an_invoice_line(ui, scenario):
+    def upstream(path: list[str]) -> set[tuple]:
+        node = _graphql(ui, '{ assetNodeOrError(assetKey: {path: %s}) { ... on AssetNode { dependencyKeys { path } } } }'
+                        % str(path).replace("'", '"'))
+        return {tuple(k["path"]) for k in node["assetNodeOrError"]["dependencyKeys"]}
+
+    # invoice_lines ← int_invoice_lines_drafted ← int_invoice_lines ← int_lines_hourly_capped
+    # ← int_resource_usage_monthly ← int_usage_daily_priced ← int_usage_daily ← stg_usage__daily
+    # ← raw/usage_daily (summed at ingestion from the landed files); the mart also reads the issued copy.
+    chain = [("marts", "invoice_lines"), ("intermediate", "int_invoice_lines_drafted"),
+             ("intermediate", "int_invoice_lines"), ("intermediate", "int_lines_hourly_capped"),
+             ("intermediate", "int_resource_usage_monthly"), ("intermediate", "int_usage_daily_priced"),
+             ("intermediate", "int_usage_daily"), ("staging", "stg_usage__daily"), ("raw", "usage_daily")]
+    for child, parent in zip(chain, chain[1:]):
+        assert parent in upstream(list(child)), (child, parent)
+    assert ("audit", "issued_invoice_lines") in upstream(["marts", "invoice_lines"])
+    # October's materialization of the landed usage carries the figures of the golden files.
+    usage_files = sorted((scenario.landing / "usage").glob("dt=2026-10-*/*.parquet"))
+    rows_landed = sum(pq.ParquetFile(p).metadata.num_rows for p in usage_files)
+    redelivered = pq.ParquetFile(scenario.landing / "usage/dt=2026-10-15/part-1-redelivery.parquet").metadata.num_rows
+    (october,) = _graphql(
+        ui, '{ assetNodeOrError(assetKey: {path: ["raw", "usage"]}) { ... on AssetNode { '
+            'assetMaterializations(partitions: ["2026-10-01"]) { partition metadataEntries { label '
+            '... on IntMetadataEntry { intValue } } } } } }')["assetNodeOrError"]["assetMaterializations"]
+    values = {e["label"]: e.get("intValue") for e in october["metadataEntries"]}
+    assert (values["rows_read"], values["redelivered"]) == (rows_landed, redelivered)
