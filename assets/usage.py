@@ -244,11 +244,14 @@ INSERT INTO audit.redeliveries
 
 # The accepted usage aggregated once per (customer, resource, SKU, UTC day) while the files are
 # at hand: rating (dbt), the independent re-rating (C2) and completeness (C3) all start from
-# these ~10M rows instead of re-reading 200M+ records (docs/performance.md).
+# these ~10M rows instead of re-reading 200M+ records (docs/performance.md). The same scan
+# counts the accepted rows per file (GROUPING SETS), which is what usage_rows_reconcile holds
+# against the ledger: a second full scan of the accepted view only to count would cost as much.
 USAGE_DAILY_KEY = dg.AssetKey(["raw", "usage_daily"])
 USAGE_DAILY_SQL = """
-CREATE OR REPLACE TABLE raw.usage_daily AS
-SELECT t.customer_id, t.resource_id, t.sku, t.start_time::DATE AS usage_date,
+CREATE OR REPLACE TEMP TABLE usage_accepted_groups AS
+SELECT grouping(t.source_file) AS per_day, t.source_file,
+       t.customer_id, t.resource_id, t.sku, t.start_time::DATE AS usage_date,
        sum(t.quantity)::DECIMAL(38,6) AS quantity, count(*) AS records, max(t.start_time) AS last_start_time
 FROM raw.usage_month_typed t
 -- the rows raw.usage_month leaves out (quarantined or re-delivered), from this run's small temp tables,
@@ -258,8 +261,16 @@ ANTI JOIN (
   UNION ALL
   SELECT source_file, row_number FROM usage_repeats
 ) r ON r.source_file = t.source_file AND r.row_number = t.row_number
-GROUP BY ALL
+GROUP BY GROUPING SETS ((t.customer_id, t.resource_id, t.sku, usage_date), (t.source_file));
+CREATE OR REPLACE TABLE raw.usage_daily AS
+SELECT customer_id, resource_id, sku, usage_date, quantity, records, last_start_time
+FROM usage_accepted_groups WHERE per_day = 1;
+CREATE OR REPLACE TEMP TABLE usage_file_counts AS
+SELECT source_file, records AS n FROM usage_accepted_groups WHERE per_day = 0;
+DROP TABLE usage_accepted_groups
 """
+# What usage_rows_reconcile counts per file: the rows summed into raw.usage_daily (what rating reads).
+USAGE_VISIBLE_SQL = "SELECT source_file, n FROM usage_file_counts"
 
 
 def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime) -> dict[str, int]:
@@ -277,7 +288,8 @@ def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime)
     for statement in WRITE_SQL.split(";"):
         if statement.strip():
             con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
-    con.execute(USAGE_DAILY_SQL)
+    for statement in USAGE_DAILY_SQL.split(";"):
+        con.execute(statement)
     return {f.rel: batch.probes[f.rel].rows for f in batch.files}
 
 
@@ -310,7 +322,7 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             scope=usage_month_prefix(month), probe=probe_parquet,
             load=lambda con, batch: load_usage(con, batch, start, end), month=month,
         )
-        checks = [usage_rows_reconcile(con, month), usage_is_priced(con, month)]
+        checks = [usage_rows_reconcile(con, month, USAGE_VISIBLE_SQL), usage_is_priced(con, month)]
         days = con.execute("SELECT count(*), coalesce(sum(records), 0) FROM raw.usage_daily").fetchone()
     raise_bad_files(context, "usage", [ingested])
     yield ingested.result(USAGE_KEY, checks)

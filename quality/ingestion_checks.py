@@ -19,12 +19,15 @@ def reconcile_spec(asset_key: dg.AssetKey, source: str) -> dg.AssetCheckSpec:
 
 
 def rows_reconcile(con: duckdb.DuckDBPyConnection, asset_key: dg.AssetKey, source: str, view: str,
-                   month: date) -> dg.AssetCheckResult:
+                   month: date, visible_sql: str | None = None) -> dg.AssetCheckResult:
+    """Per file: read = accepted + re-delivered + quarantined, and accepted = the rows the view shows
+    (or `visible_sql`'s (source_file, n), counted by a pass that already read every accepted row)."""
+    visible = visible_sql or f"SELECT source_file, count(*) n FROM {view} GROUP BY 1"
     rows = con.execute(
         f"""
         SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0) AS visible
         FROM audit.file_loads l
-        LEFT JOIN (SELECT source_file, count(*) n FROM {view} GROUP BY 1) v ON v.source_file = l.file
+        LEFT JOIN ({visible}) v ON v.source_file = l.file
         WHERE l.source = ? AND l.billing_month = ?
         """,
         [source, month],

@@ -22,8 +22,10 @@ usage_check_specs = [
 ]
 
 
-def usage_rows_reconcile(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetCheckResult:
-    return rows_reconcile(con, USAGE_KEY, "usage", "raw.usage_month", month)
+def usage_rows_reconcile(con: duckdb.DuckDBPyConnection, month: date,
+                         visible_sql: str | None = None) -> dg.AssetCheckResult:
+    """The ledger against the rows rating reads; `visible_sql` (file, n) when the load counted them already."""
+    return rows_reconcile(con, USAGE_KEY, "usage", "raw.usage_month", month, visible_sql)
 
 
 def usage_is_priced(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetCheckResult:
