@@ -54,6 +54,22 @@ USAGE_SCHEMA = pa.schema(
 )
 
 
+# The files that build the shared closes go out first, one per worker (xdist hands files out in
+# collection order: pyproject.toml), then the longest chains that follow them on each worker:
+# the golden close and then the restatement chain on one, the generated chain and then the
+# work-item tests that read it on the other, so nothing waits idle for a shared close later.
+FIRST_FILES = ("tests/test_close_golden.py", "tests/test_demo_chain.py",
+               "tests/test_restatements.py", "tests/workitems/test_sensors.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return FIRST_FILES.index(path) if path in FIRST_FILES else len(FIRST_FILES)
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
+
+
 @dataclass
 class Workspace:
     root: Path

@@ -138,10 +138,6 @@ def november_first(tmp_path_factory) -> dict:
     return out
 
 
-in_november_chain = pytest.mark.xdist_group("november-first")
-
-
-@in_november_chain
 def test_a_month_without_usage_fails_c12_and_issues_nothing(november_first):
     result = november_first["strict"]
     assert result.returncode == 1
@@ -150,7 +146,6 @@ def test_a_month_without_usage_fails_c12_and_issues_nothing(november_first):
     assert november_first["issued_after_strict"] == [(0,)]
 
 
-@in_november_chain
 def test_allow_missing_days_issues_an_empty_november_then_october_is_refused(november_first):
     allowed = november_first["allowed"]
     assert allowed.returncode == 0, allowed.stderr[-3000:]

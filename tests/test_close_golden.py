@@ -9,11 +9,8 @@ from decimal import Decimal
 
 import dagster as dg
 import pyarrow.parquet as pq
-import pytest
 
 from tests.conftest import GOLDEN, assert_closes_to_golden, read_expected
-
-pytestmark = pytest.mark.xdist_group("golden")
 
 OCTOBER = "DATE '2026-10-01'"
 

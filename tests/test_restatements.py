@@ -24,8 +24,6 @@ import pytest
 
 from tests.conftest import Workspace, copy_workspace
 
-pytestmark = pytest.mark.xdist_group("restatements")
-
 UTC = timezone.utc
 OCTOBER = "DATE '2026-10-01'"
 NEW_CUSTOMER = "c009,Late Co,late@late.example,FR,,,2026-10-01T00:00:00Z,,card\n"

@@ -9,11 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from orchestration.settings import DBT_PROJECT_DIR
-
-pytestmark = pytest.mark.xdist_group("golden")
 
 DBT = Path(sys.executable).parent / "dbt"
 

@@ -28,8 +28,6 @@ import pytest
 
 from tests.conftest import Workspace, copy_workspace, dbt_build
 
-pytestmark = pytest.mark.xdist_group("payments")
-
 PARAMS = {"m": datetime(2026, 11, 1).date(), "end": datetime(2026, 12, 1).date()}
 
 
