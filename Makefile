@@ -11,10 +11,11 @@ export BILLOPS_PUBLISHED ?= data/published
 
 install: $(VENV)/.installed
 
+# --no-compile: Python compiles (and caches) only the modules it imports, not all of dagster, dbt and GX.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	cd dbt_project && ../$(BIN)/dbt parse --quiet
 	touch $@
 

@@ -119,8 +119,9 @@ class Workspace:
             stderr += "".join(traceback.format_exception(result.exception))
         return subprocess.CompletedProcess(["billops", *args], result.exit_code, result.stdout, stderr)
 
-    def close(self, month: str, *options: str, real: bool = False) -> subprocess.CompletedProcess:
-        return self.billops("close", "--month", month, *options, real=real)
+    def close(self, month: str, *options: str, env: dict[str, str] | None = None,
+              real: bool = False) -> subprocess.CompletedProcess:
+        return self.billops("close", "--month", month, *options, env=env, real=real)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         con = duckdb.connect(str(self.warehouse), read_only=True)
@@ -236,6 +237,15 @@ def generated_chain(tmp_path_factory):
     from tests.generated_chain import generated_chain as build
 
     return build(_shared_dir(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def closed_november(closed_golden, tmp_path_factory):
+    """November closed after the golden October while BI readers read, once per run (tests/golden_november.py)."""
+    from tests.golden_november import closed_november as build
+
+    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
+    return build(_shared_dir(tmp_path_factory), closed_golden.ws)
 
 
 @pytest.fixture

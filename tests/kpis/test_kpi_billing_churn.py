@@ -1,6 +1,7 @@
 """kpi_billing_monthly and kpi_churn_monthly on two crafted months, closed with the real command.
 
-October is the golden month (7 invoices issued on 1 November, due on the 15th). November lands
+October is the golden month (7 invoices issued on 1 November, due on the 15th). November
+(tests/golden_november.py, shared with the publication and UI tests) lands
 one usage file per day for c001, c002 and c004 only (c003, c006, c007 churn) and payments
 answering October's invoices: c001 paid before its due date, c002 failed then paid late, c003
 failed and never paid (involuntary churn), c004 paid then partly refunded after a
@@ -10,75 +11,22 @@ rounded half up; only November's invoiced amount (rating is tested elsewhere) is
 
 from __future__ import annotations
 
-import csv
-import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.conftest import GOLDEN, Workspace, copy_workspace
+from tests.conftest import Workspace
+from tests.golden_november import NOVEMBER_CUSTOMERS, october_totals
 
 OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
-NOVEMBER_CUSTOMERS = ("c001", "c002", "c004")
-
-
-def unix(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp())
-
-
-def october_totals() -> dict[str, tuple[str, Decimal]]:
-    with (GOLDEN / "expected" / "invoices.csv").open() as f:
-        return {r["customer_id"]: (r["invoice_number"], Decimal(r["total"])) for r in csv.DictReader(f)}
-
-
-def charge(cid: str, customer: str, cents: int, status: str, created: str) -> dict:
-    invoice = october_totals()[customer][0]
-    return {"id": cid, "object": "charge", "amount": cents, "amount_refunded": 0, "currency": "usd",
-            "customer": customer, "created": unix(created), "status": status, "paid": status == "succeeded",
-            "failure_code": "card_declined" if status == "failed" else None,
-            "failure_message": "Your card was declined." if status == "failed" else None,
-            "refunded": False, "metadata": {"invoice_number": invoice}}
-
-
-def lines(path, docs: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
 
 
 @pytest.fixture(scope="module")
-def two_months(closed_golden, tmp_path_factory) -> Workspace:
-    """October: the session's closed golden month, copied. November: landed here and closed."""
-    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
-    ws = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("kpi-billing") / "ws")
-
-    for offset in range(30):  # one usage file per November day: one droplet hour per customer
-        start = datetime(2026, 11, 1, 12, tzinfo=timezone.utc) + timedelta(days=offset)
-        ws.write_usage(f"usage/dt={start.date().isoformat()}/part-0.parquet", [
-            {"event_id": f"nov-{customer}-{offset:02d}", "customer_id": customer, "resource_id": f"nov-{customer}",
-             "sku": "droplet-s-1vcpu-1gb", "region": "nyc3", "start_time": start,
-             "end_time": start + timedelta(hours=1), "quantity": Decimal("1.000000")}
-            for customer in NOVEMBER_CUSTOMERS])
-    totals = october_totals()
-    lines(ws.landing / "payments" / "charges" / "2026-11.jsonl", [
-        charge("ch_1", "c001", 300, "succeeded", "2026-11-10T09:00:00"),
-        charge("ch_2", "c002", 1521, "failed", "2026-11-12T09:00:00"),
-        charge("ch_3", "c002", 1521, "succeeded", "2026-11-20T09:00:00"),
-        charge("ch_4", "c003", 30155, "failed", "2026-11-14T09:00:00"),
-        charge("ch_5", "c004", 192, "succeeded", "2026-11-05T09:00:00"),
-    ])
-    lines(ws.landing / "payments" / "refunds" / "2026-11.jsonl", [
-        {"id": "re_1", "object": "refund", "amount": 50, "charge": "ch_5", "created": unix("2026-11-25T12:00:00"),
-         "currency": "usd", "reason": "requested_by_customer", "status": "succeeded", "metadata": {}},
-    ])
-    lines(ws.landing / "tickets" / "2026-11.jsonl", [
-        {"id": 1, "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-25T12:00:00Z", "status": "solved",
-         "via": {"channel": "email"}, "organization_id": "c004", "tags": ["refund_request"],
-         "custom_fields": [{"id": "invoice_number", "value": totals["c004"][0]}], "metrics": {"reopens": 0}},
-    ])
-    result = ws.close("2026-11")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return ws
+def two_months(closed_november) -> Workspace:
+    """October: the session's closed golden month. November: tests/golden_november.py, closed once per run."""
+    assert closed_november.result.returncode == 0, closed_november.result.stderr[-3000:]
+    return closed_november.ws
 
 
 def half_up(value: Decimal, places: str) -> Decimal:

@@ -1,8 +1,8 @@
 """The published copy for BI: whole tables out of the warehouse's marts, swapped in atomically.
 
 In-process tests on a small crafted warehouse (real DuckDB files) check what is
-copied and how; one test runs a real `billops close` on a copy of the golden
-month while readers read the copy in a loop.
+copied and how; one test reads what BI readers saw while the session's November
+(tests/golden_november.py) was closed through the real `billops` command.
 """
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import Workspace, copy_workspace
+from tests.golden_november import NOVEMBER_CUSTOMERS, read_published_duckdb, read_published_parquet
 from warehouse.published import publish, publish_now
 
 CRAFTED_MARTS = """
@@ -127,88 +125,19 @@ def test_publish_gives_up_at_once_while_another_process_writes_the_warehouse(cra
 # --- readers during a real close ----------------------------------------------------------------
 
 
-def _month_state(con: duckdb.DuckDBPyConnection, invoices: str, lines: str) -> tuple:
-    """Per month: invoice count, their total, and whether every invoice's subtotal equals its lines."""
-    return tuple(con.execute(f"""
-        WITH l AS (SELECT invoice_number, sum(amount) AS amount FROM {lines} GROUP BY 1)
-        SELECT i.billing_month::VARCHAR, count(*), sum(i.total), bool_and(i.subtotal = coalesce(l.amount, 0))
-        FROM {invoices} i LEFT JOIN l USING (invoice_number) GROUP BY 1 ORDER BY 1""").fetchall())
+def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(closed_november):
+    """tests/golden_november.py closes November through the installed command while two threads read the
+    published copy (DuckDB and Parquet) ~10 times a second; every read is one whole state, before or after."""
+    assert closed_november.result.returncode == 0, closed_november.result.stdout[-2000:] + closed_november.result.stderr[-3000:]
+    before, reads = closed_november.before, closed_november.reads
+    assert [m for m, *_ in before] == ["2026-10-01"] and before[0][1] == 7 and before[0][3] is True
 
-
-def read_published_duckdb(published: Path) -> tuple:
-    con = duckdb.connect(str(published / "marts.duckdb"), read_only=True)
-    try:
-        return _month_state(con, "marts.marts.invoices", "marts.marts.invoice_lines")
-    finally:
-        con.close()
-
-
-def read_published_parquet(published: Path) -> tuple:
-    version = os.path.realpath(published / "parquet")  # resolve once: one read, one version
-    con = duckdb.connect()
-    try:
-        scan = "read_parquet('{}/{}/*/*.parquet', hive_partitioning = true)"
-        return _month_state(con, scan.format(version, "invoices"), scan.format(version, "invoice_lines"))
-    finally:
-        con.close()
-
-
-def land_november_days(ws: Workspace, days: int) -> None:
-    """c001 runs its 1 vCPU droplet for the first `days` days of November (one file per day)."""
-    for day in range(1, days + 1):
-        start = datetime(2026, 11, day, tzinfo=UTC)
-        rows = [{"event_id": f"nov-{day}-{h}", "customer_id": "c001", "resource_id": "r001",
-                 "sku": "droplet-s-1vcpu-1gb", "region": "fra1", "start_time": start + timedelta(hours=h),
-                 "end_time": start + timedelta(hours=h + 1), "quantity": Decimal("1")} for h in range(24)]
-        ws.write_usage(f"usage/dt={start:%Y-%m-%d}/part-0.parquet", rows)
-
-
-def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(closed_golden, tmp_path):
-    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
-    ws = copy_workspace(closed_golden.ws, tmp_path / "ws")
-    published = ws.root / "published"
-    publish_now(ws.warehouse, published)
-    before = read_published_duckdb(published)
-    assert [m for m, *_ in before] == ["2026-10-01"] and before == read_published_parquet(published)
-    assert before[0][1] == 7 and before[0][3] is True
-
-    land_november_days(ws, 3)
-    reads: dict[str, list] = {"duckdb": [], "parquet": []}
-    errors: list[str] = []
-    closing = threading.Event()
-    closing.set()
-
-    def reader(kind: str, read) -> None:
-        while closing.is_set():
-            try:
-                reads[kind].append(read(published))
-            except Exception as exc:  # every failed read is a finding, reported below
-                errors.append(f"{kind}: {type(exc).__name__}: {exc}")
-            time.sleep(0.1)  # ~10 reads a second each: plenty, without starving the close of CPU
-
-    threads = [threading.Thread(target=reader, args=("duckdb", read_published_duckdb)),
-               threading.Thread(target=reader, args=("parquet", read_published_parquet))]
-    for thread in threads:
-        thread.start()
-    try:
-        result = subprocess.run([str(Path(sys.executable).parent / "billops"), "close", "--month", "2026-11",
-                                 "--allow-missing-days"], cwd=ws.root, capture_output=True, text=True, timeout=600,
-                                env={**ws.env, "BILLOPS_PUBLISHED": str(published)})
-        final = read_published_duckdb(published)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(final in seen for seen in reads.values()):
-            time.sleep(0.1)  # until each reader has read the final state at least once
-    finally:
-        closing.clear()
-        for thread in threads:
-            thread.join()
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-
+    published = closed_november.published
     after = read_published_duckdb(published)
     assert [m for m, *_ in after] == ["2026-10-01", "2026-11-01"], "the close did not publish November"
-    assert after[0] == before[0] and after[1][1] == 1 and after[1][3] is True
+    assert after[0] == before[0] and after[1][1] == len(NOVEMBER_CUSTOMERS) and after[1][3] is True
     assert after == read_published_parquet(published)
-    assert errors == []
+    assert closed_november.errors == []
     for kind, seen in reads.items():
         assert len(seen) >= 20, f"{kind}: only {len(seen)} reads during the close"
         assert set(seen) <= {before, after}, f"{kind} saw a state that is neither before nor after"

@@ -1,9 +1,9 @@
 """The Dagster UI on a closed scenario: one `dagster dev`, read through GraphQL and in a real browser.
 
 The scenario: the golden October closed by the real `billops close` (the session's
-`closed_golden`, whose first close was killed), copied; November closed on one landed
-day (issued); December closed with one landed day holding a SKU the price book does not
-know, so C9 fails with its numbers and nothing is issued. GraphQL must show the runs and
+`closed_golden`, whose first close was killed) and November after it (the session's
+`closed_november`), copied; December closed with one landed day holding a SKU the price
+book does not know, so C9 fails with its numbers and nothing is issued. GraphQL must show the runs and
 the lineage from the landed usage to an invoice line; the browser (Playwright driving
 Debian's chromium) must show (a) the lineage from the landed usage to marts/invoices,
 (b) the failed control with its numbers, (c) the billing KPIs plotted across the closed months.
@@ -76,13 +76,10 @@ def shots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scenario(closed_golden, tmp_path_factory):
-    """October (golden) and November issued, December failed on C9: the workspace."""
-    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
-    ws = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("ui") / "ws")
-    _land_a_day(ws, "2026-11-01")
-    november = ws.close("2026-11", "--allow-missing-days")
-    assert november.returncode == 0, november.stderr[-3000:]
+def scenario(closed_november, tmp_path_factory):
+    """October (golden) and November (tests/golden_november.py) issued, December failed on C9: the workspace."""
+    assert closed_november.result.returncode == 0, closed_november.result.stderr[-3000:]
+    ws = copy_workspace(closed_november.ws, tmp_path_factory.mktemp("ui") / "ws")
     _land_a_day(ws, "2026-12-01", unpriced_hours=3)
     december = ws.close("2026-12", "--allow-missing-days")
     assert december.returncode == 1 and "C9_usage_is_priced" in december.stderr, december.stderr[-3000:]
