@@ -204,18 +204,28 @@ def _close_golden_once(root: Path) -> dict:
             "killed_run_id": killed, "close_run_id": runs[-1][0] if runs else ""}
 
 
+def build_once(shared: Path, name: str, build) -> tuple[Path, dict]:
+    """`build(root)` run once per test run, in `shared/name`, by the first xdist worker to ask (a file
+    lock); its JSON-able result is kept beside it for every later caller, on either worker."""
+    root, done = shared / name, shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a failed attempt left
+            done.write_text(json.dumps(build(root)))
+    return root, json.loads(done.read_text())
+
+
+def completed(args: list[str], result: dict) -> subprocess.CompletedProcess:
+    """A command's outcome as `build_once` kept it (returncode, stdout, stderr)."""
+    return subprocess.CompletedProcess(args, result["returncode"], result["stdout"], result["stderr"])
+
+
 @pytest.fixture(scope="session")
 def closed_golden(tmp_path_factory) -> ClosedGolden:
     """The golden month closed once for the whole test run (read-only: copy it before changing anything)."""
-    shared = _shared_dir(tmp_path_factory)
-    root, done = shared / "closed-golden", shared / "closed-golden.json"
-    with (shared / "closed-golden.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            done.write_text(json.dumps(_close_golden_once(root)))
-    data = json.loads(done.read_text())
-    result = subprocess.CompletedProcess(["billops", "close", "--month", "2026-10"], data["returncode"],
-                                         data["stdout"], data["stderr"])
+    root, data = build_once(_shared_dir(tmp_path_factory), "closed-golden", _close_golden_once)
+    result = completed(["billops", "close", "--month", "2026-10"], data)
     return ClosedGolden(Workspace.at(root), result, data["killed_run_id"], data["close_run_id"])
 
 

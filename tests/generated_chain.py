@@ -9,7 +9,6 @@ changed afterwards — a test that writes (a sensor tick, a simulation) works on
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import Workspace
+from tests.conftest import Workspace, build_once, completed
 
 CUSTOMERS, SEED = "200", "7"
 STEPS = (
@@ -85,12 +84,6 @@ def _build(root: Path) -> dict:
 
 def generated_chain(shared: Path) -> GeneratedChain:
     """The chain under `shared` (a directory every xdist worker sees), built by the first caller."""
-    root, done = shared / "generated-chain", shared / "generated-chain.json"
-    with (shared / "generated-chain.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            done.write_text(json.dumps(_build(root)))
-    data = json.loads(done.read_text())
-    results = {tuple(key.split()): subprocess.CompletedProcess(key.split(), r["returncode"], r["stdout"], r["stderr"])
-               for key, r in data["results"].items()}
+    root, data = build_once(shared, "generated-chain", _build)
+    results = {tuple(key.split()): completed(key.split(), r) for key, r in data["results"].items()}
     return GeneratedChain(Workspace.at(root), results, data["september_issued_digest"])

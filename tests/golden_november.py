@@ -15,10 +15,8 @@ on to December). Built by whichever worker asks first (file lock); read-only aft
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import GOLDEN, Workspace, copy_workspace
+from tests.conftest import GOLDEN, Workspace, build_once, completed, copy_workspace
 
 NOVEMBER_CUSTOMERS = ("c001", "c002", "c004")
 
@@ -166,16 +164,12 @@ def _states(rows) -> tuple:
 
 
 def closed_november(shared: Path, golden_ws: Workspace) -> ClosedNovember:
-    root, done = shared / "golden-november", shared / "golden-november.json"
-    with (shared / "golden-november.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            shutil.rmtree(root, ignore_errors=True)  # what a failed attempt left
-            ws = copy_workspace(golden_ws, root)
-            land_november(ws)
-            done.write_text(json.dumps(_close_while_reading(ws, root / "published")))
-    data = json.loads(done.read_text())
-    result = subprocess.CompletedProcess(["billops", "close", "--month", "2026-11"], data["returncode"],
-                                         data["stdout"], data["stderr"])
+    def build(root: Path) -> dict:
+        ws = copy_workspace(golden_ws, root)
+        land_november(ws)
+        return _close_while_reading(ws, root / "published")
+
+    root, data = build_once(shared, "golden-november", build)
+    result = completed(["billops", "close", "--month", "2026-11"], data)
     return ClosedNovember(Workspace.at(root), root / "published", result, _states(data["before"]),
                           {kind: [_states(s) for s in seen] for kind, seen in data["reads"].items()}, data["errors"])
