@@ -55,11 +55,27 @@ SOURCE_COLUMNS = [f"src_{c}" for c in USAGE_COLUMNS] + ["src_quantity_double"]
 
 @dataclass(frozen=True)
 class ParquetFooter:
-    """What the footer says, read before any row: how many rows, which columns, how quantity is stored."""
+    """What the footer says, read before any row: how many rows, which columns, how each is stored."""
 
     rows: int
     columns: frozenset[str]
     floating_quantity: bool  # FLOAT/DOUBLE: converted through its shortest text (decisions.md #24)
+    utc_timestamps: frozenset[str] = frozenset()  # timestamp columns stored as UTC instants (tz-aware)
+    native: frozenset[str] = frozenset()  # columns already stored as the type they are read as
+
+    @property
+    def kind(self) -> tuple:
+        """Files of one kind are read by one read_parquet with the same casts."""
+        return (self.floating_quantity, self.utc_timestamps, self.native)
+
+
+def _is_native(column: str, arrow_type: pa.DataType) -> bool:
+    duck_type = USAGE_COLUMNS[column][0]
+    if duck_type == "VARCHAR":
+        return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+    if duck_type == "TIMESTAMP":
+        return pa.types.is_timestamp(arrow_type) and arrow_type.tz is None and arrow_type.unit == "us"
+    return arrow_type == pa.decimal128(18, 6)
 
 
 def probe_parquet(_con, path: Path) -> ParquetFooter:
@@ -71,7 +87,11 @@ def probe_parquet(_con, path: Path) -> ParquetFooter:
     except Exception as exc:
         raise UnreadableFile(f"unreadable Parquet ({type(exc).__name__}: {exc})") from exc
     floating = "quantity" in schema.names and pa.types.is_floating(schema.field("quantity").type)
-    return ParquetFooter(rows, frozenset(schema.names), floating)
+    types = {name: schema.field(name).type for name in schema.names if name in USAGE_COLUMNS}
+    utc = frozenset(name for name, t in types.items() if USAGE_COLUMNS[name][0] == "TIMESTAMP"
+                    and pa.types.is_timestamp(t) and t.tz is not None and t.unit in ("s", "ms", "us"))
+    native = frozenset(name for name, t in types.items() if _is_native(name, t))
+    return ParquetFooter(rows, frozenset(schema.names), floating, utc, native)
 
 
 def _quantity_cast(floating: bool) -> str:
@@ -81,11 +101,21 @@ def _quantity_cast(floating: bool) -> str:
     return "try_cast(quantity::VARCHAR AS DECIMAL(18,6))" if floating else "try_cast(quantity AS DECIMAL(18,6))"
 
 
-def _group_select(landing: Path, files: list[Path], columns_present: set[str], floating: bool) -> str:
-    """One read_parquet over files whose quantity has one storage kind, typed like every other group."""
+def _group_select(landing: Path, files: list[Path], columns_present: set[str], kind: tuple) -> str:
+    """One read_parquet over files of one kind (same storage of every column), typed like every other group.
+
+    A column stored as the type it is read as is taken as is, and cannot fail its type check; a UTC
+    timestamp becomes the naive UTC timestamp by its epoch microseconds (exact, and ~100x cheaper than
+    a cast through the time-zone library, which cost ~12 s a column on a 200M-row month).
+    """
+    floating, utc_timestamps, native = kind
     source = {c: (c if c in columns_present else "NULL::VARCHAR") for c in USAGE_COLUMNS}
     casts = {c: f"try_cast({source[c]} AS {t})" for c, (t, _) in USAGE_COLUMNS.items()}
-    if "quantity" in columns_present:
+    for c in native:
+        casts[c] = c
+    for c in utc_timestamps:
+        casts[c] = f"make_timestamp(epoch_us({c}))"
+    if "quantity" in columns_present and "quantity" not in native:
         casts["quantity"] = _quantity_cast(floating)
     checks = []
     for c, (t, required) in USAGE_COLUMNS.items():
@@ -95,7 +125,8 @@ def _group_select(landing: Path, files: list[Path], columns_present: set[str], f
             continue
         if required:
             checks.append(f"WHEN {c} IS NULL THEN '{c} is null'")
-        checks.append(f"WHEN {c} IS NOT NULL AND {casts[c]} IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
+        if c not in native and c not in utc_timestamps:
+            checks.append(f"WHEN {c} IS NOT NULL AND {casts[c]} IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
     # An untyped NULL takes the other groups' type in the UNION, so no group widens another's values.
     originals = {f"src_{c}": (c if c in columns_present else "NULL") for c in USAGE_COLUMNS}
     originals["src_quantity_double"] = "NULL::DOUBLE"
@@ -115,9 +146,10 @@ FROM read_parquet({sql_path_list(files)}, filename = true, file_row_number = tru
 def usage_view_sql(landing: Path, files: list[Path], footers: dict[Path, ParquetFooter]) -> str:
     """The typed view over the month's files; casts live here once, for ingestion and dbt alike.
 
-    Files are grouped by how `quantity` is stored, one read_parquet per group joined by UNION ALL:
-    one union_by_name read over a DECIMAL and a DOUBLE file would read both as DOUBLE
-    (123456789012.345678 → …345680). Each file is still scanned once; a month of one kind is one read.
+    Files are grouped by how their columns are stored (ParquetFooter.kind), one read_parquet per
+    group joined by UNION ALL: one union_by_name read over a DECIMAL and a DOUBLE file would read
+    both as DOUBLE (123456789012.345678 → …345680). Each file is still scanned once; a month of one
+    kind is one read.
     """
     if not files:
         cols = ", ".join(f"NULL::{t} AS {c}" for c, (t, _) in USAGE_COLUMNS.items())
@@ -128,11 +160,10 @@ def usage_view_sql(landing: Path, files: list[Path], footers: dict[Path, Parquet
             + " WHERE false"
         )
     groups = []
-    for floating in (False, True):
-        group = [f for f in files if footers[f].floating_quantity == floating]
-        if group:
-            present = set().union(*(footers[f].columns for f in group))
-            groups.append(_group_select(landing, group, present, floating))
+    for kind in dict.fromkeys(footers[f].kind for f in files):  # in the order first met
+        group = [f for f in files if footers[f].kind == kind]
+        present = set().union(*(footers[f].columns for f in group))
+        groups.append(_group_select(landing, group, present, kind))
     return "CREATE OR REPLACE VIEW raw.usage_month_typed AS" + "\nUNION ALL".join(groups)
 
 
