@@ -5,7 +5,7 @@ per day for c001, c002 and c004 only (c003, c006, c007 churn) and payments answe
 October's invoices: c001 paid before its due date, c002 failed then paid late, c003 failed and
 never paid, c004 paid then partly refunded after a refund_request ticket. November is closed
 through the installed `billops` executable while two threads read the published copy
-(DuckDB and Parquet) in a loop.
+(DuckDB and Parquet) in a loop, and a member of the billing team approves a queued work item.
 
 Three test files read it: the billing and churn KPIs (tests/kpis/), the published copy's
 consistency during a close (tests/publication/), and the UI (tests/ui/, on a copy that goes
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import GOLDEN, Workspace, build_once, completed, copy_workspace
+from tests.conftest import BILLOPS, GOLDEN, Workspace, build_once, completed, copy_workspace
 
 NOVEMBER_CUSTOMERS = ("c001", "c002", "c004")
 
@@ -122,11 +122,45 @@ class ClosedNovember:
     before: tuple  # the published copy's month states before the close
     reads: dict[str, list[tuple]]  # every state each reader saw during the close
     errors: list[str]  # every failed read
+    approval: dict  # `billops workitems approve` run while the close ran: its outcome
+
+
+# A work item already in the queue when November is closed; the team approves it while the close runs.
+QUEUED_ITEM = {"kind": "refund", "rule": "R2", "customer_id": "c001", "invoice_number": "BO-202610-000001",
+               "charge_id": "ch_manual", "amount": Decimal("1.00"), "reason": "customer reported a double charge"}
+
+
+def _approve_during_the_close(ws: Workspace, work_item_id: str, out: dict) -> None:
+    """Once the close's run is STARTED, `billops workitems approve` through the installed command; then
+    note whether that run was still going when the approval returned."""
+    deadline = time.monotonic() + 300
+    known = {run_id for run_id, _ in ws.runs()}
+    while time.monotonic() < deadline:
+        running = [run_id for run_id, status in ws.runs() if run_id not in known and status == "STARTED"]
+        if running:
+            break
+        time.sleep(0.2)
+    else:
+        out["error"] = "the close's run never started"
+        return
+    env = {**os.environ, "BILLOPS_QUEUE_URL": f"sqlite:///{ws.root / 'ops.sqlite'}", "BILLOPS_ACTOR": "ops",
+           "BILLOPS_WAREHOUSE": str(ws.warehouse), "BILLOPS_LANDING": str(ws.landing)}
+    done = subprocess.run([str(BILLOPS), "workitems", "approve", work_item_id, "--by", "alice"], cwd=ws.root,
+                          env=env, capture_output=True, text=True, timeout=120)
+    out.update(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr, work_item_id=work_item_id,
+               close_still_running=dict(ws.runs()).get(running[0]) == "STARTED")
 
 
 def _close_while_reading(ws: Workspace, published: Path) -> dict:
     from warehouse.published import publish_now
+    from workitems.store import queue_engine, raise_items
 
+    engine = queue_engine(f"sqlite:///{ws.root / 'ops.sqlite'}")
+    ((work_item_id, _),) = raise_items(engine, [QUEUED_ITEM], raised_by="test")
+    engine.dispose()
+    approval: dict = {}
+    approver = threading.Thread(target=_approve_during_the_close, args=(ws, work_item_id, approval))
+    approver.start()
     publish_now(ws.warehouse, published)
     before = read_published_duckdb(published)
     reads: dict[str, list] = {kind: [] for kind in READERS}
@@ -153,10 +187,10 @@ def _close_while_reading(ws: Workspace, published: Path) -> dict:
             time.sleep(0.1)  # until each reader has read the final state at least once
     finally:
         closing.clear()
-        for thread in threads:
+        for thread in threads + [approver]:
             thread.join()
     return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr,
-            "before": before, "reads": reads, "errors": errors}
+            "before": before, "reads": reads, "errors": errors, "approval": approval}
 
 
 def _states(rows) -> tuple:
@@ -172,4 +206,5 @@ def closed_november(shared: Path, golden_ws: Workspace) -> ClosedNovember:
     root, data = build_once(shared, "golden-november", build)
     result = completed(["billops", "close", "--month", "2026-11"], data)
     return ClosedNovember(Workspace.at(root), root / "published", result, _states(data["before"]),
-                          {kind: [_states(s) for s in seen] for kind, seen in data["reads"].items()}, data["errors"])
+                          {kind: [_states(s) for s in seen] for kind, seen in data["reads"].items()}, data["errors"],
+                          data["approval"])

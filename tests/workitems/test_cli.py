@@ -166,3 +166,20 @@ def test_the_queue_keeps_working_while_another_process_holds_the_warehouse(queue
     assert mirror_work_items(queue.warehouse, queue.engine) is True  # the lock is gone: the mirror catches up
     assert queue.marts() == [("WI-000001", "open", None), ("WI-000002", "approved", "erin"),
                              ("WI-000003", "open", None), ("WI-000004", "approved", "erin")]
+
+
+def test_an_item_is_approved_through_the_command_while_a_close_runs(closed_november):
+    """tests/golden_november.py approves a queued item with `billops workitems approve` while November's
+    close runs (its Dagster run STARTED before and after the approval): the queue never waits for a close."""
+    approval = closed_november.approval
+    assert "error" not in approval, approval
+    assert approval["returncode"] == 0, approval["stderr"]
+    assert approval["stdout"].startswith(f"{approval['work_item_id']} approved by alice")
+    assert approval["close_still_running"] is True
+    assert closed_november.result.returncode == 0, closed_november.result.stderr[-3000:]
+    queue = queue_engine(f"sqlite:///{closed_november.ws.root / 'ops.sqlite'}")
+    assert [(r["status"], r["decided_by"]) for r in list_items(queue) if r["work_item_id"] == approval["work_item_id"]] \
+        == [("approved", "alice")]
+    # the close's last step mirrored the queue, the approval included
+    assert closed_november.ws.query("SELECT status, decided_by FROM marts.work_items WHERE work_item_id = ?",
+                                    [approval["work_item_id"]]) == [("approved", "alice")]
