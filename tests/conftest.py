@@ -82,14 +82,14 @@ class Workspace:
         return cls(root, root / "landing", root / "warehouse.duckdb", root / "dagster_home")
 
     @property
+    def settings(self) -> dict[str, str]:
+        """The variables that point billops at this workspace (and the ci dbt target)."""
+        return {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(self.landing), "BILLOPS_WAREHOUSE": str(self.warehouse),
+                "DAGSTER_HOME": str(self.dagster_home)}
+
+    @property
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "BILLOPS_ENV": "ci",
-            "BILLOPS_LANDING": str(self.landing),
-            "BILLOPS_WAREHOUSE": str(self.warehouse),
-            "DAGSTER_HOME": str(self.dagster_home),
-        }
+        return {**os.environ, **self.settings}
 
     def billops(self, *args: str, env: dict[str, str] | None = None, real: bool = False) -> subprocess.CompletedProcess:
         """Run the `billops` command in this workspace.
@@ -99,8 +99,7 @@ class Workspace:
         gives them, without paying ~8 s of interpreter and Dagster start-up per call. `real=True` runs
         the installed executable in a subprocess (the end-to-end tests: golden close, generated chain).
         """
-        overrides = {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(self.landing), "BILLOPS_WAREHOUSE": str(self.warehouse),
-                     "DAGSTER_HOME": str(self.dagster_home), **(env or {})}
+        overrides = {**self.settings, **(env or {})}
         if real:
             return subprocess.run([str(BILLOPS), *args], cwd=self.root, env={**os.environ, **overrides},
                                   capture_output=True, text=True, timeout=900)
@@ -230,7 +229,8 @@ def closed_golden(tmp_path_factory) -> ClosedGolden:
 
 
 def copy_workspace(source: Workspace, root: Path) -> Workspace:
-    """A private copy of a closed workspace (landing, warehouse, instance) to change and close again."""
+    """A private copy of a closed workspace (landing, warehouse, instance, and the work-item queue at its
+    default place beside the warehouse) to change and close again."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("landing", "warehouse.duckdb", "dagster_home"):
         src = source.root / name
@@ -238,6 +238,8 @@ def copy_workspace(source: Workspace, root: Path) -> Workspace:
             shutil.copytree(src, root / name)
         elif src.exists():
             shutil.copy2(src, root / name)
+    for queue_file in source.root.glob("ops.sqlite*"):  # with its WAL files, if a writer left any
+        shutil.copy2(queue_file, root / queue_file.name)
     return Workspace.at(root)
 
 
@@ -265,15 +267,17 @@ def copy_closed_golden(closed_golden, tmp_path) -> Workspace:
     return copy_workspace(closed_golden.ws, tmp_path / "ws")
 
 
-def dbt_build(ws: Workspace, *select: str, period: tuple[str, str] = ("2026-10-01", "2026-11-01")):
-    """`dbt build --select ...` on a workspace's warehouse for one period: the models a test is about, without
-    the full close around them (the close itself is tested through `closed_golden`)."""
+def dbt(ws: Workspace, command: str, *args: str, period: tuple[str, str] = ("2026-10-01", "2026-11-01")):
+    """`dbt <command> <args>` on a workspace's warehouse for one period, with the close's project and
+    profile, its target and logs under the workspace (`dbt-target`, `dbt-logs`): the models or dbt
+    tests a test is about, without the full close around them (the close is tested through `closed_golden`)."""
     variables = {"period_start": period[0], "period_end": period[1], "warehouse": str(ws.warehouse)}
     project = REPO / "dbt_project"
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "build", "--select", *select, "--vars", json.dumps(variables),
-         "--target-path", str(ws.root / "dbt-target"), "--project-dir", str(project), "--profiles-dir", str(project)],
-        env={**ws.env, "BILLOPS_ENV": "ci"}, capture_output=True, text=True, timeout=600)
+        [str(Path(sys.executable).parent / "dbt"), command, *args, "--vars", json.dumps(variables),
+         "--target-path", str(ws.root / "dbt-target"), "--log-path", str(ws.root / "dbt-logs"),
+         "--project-dir", str(project), "--profiles-dir", str(project)],
+        env=ws.env, capture_output=True, text=True, timeout=600)
 
 
 # --- reading the golden expectations ------------------------------------------------------------

@@ -143,8 +143,7 @@ def _approve_during_the_close(ws: Workspace, work_item_id: str, out: dict) -> No
     else:
         out["error"] = "the close's run never started"
         return
-    env = {**os.environ, "BILLOPS_QUEUE_URL": f"sqlite:///{ws.root / 'ops.sqlite'}", "BILLOPS_ACTOR": "ops",
-           "BILLOPS_WAREHOUSE": str(ws.warehouse), "BILLOPS_LANDING": str(ws.landing)}
+    env = {**ws.env, "BILLOPS_QUEUE_URL": f"sqlite:///{ws.root / 'ops.sqlite'}", "BILLOPS_ACTOR": "ops"}
     done = subprocess.run([str(BILLOPS), "workitems", "approve", work_item_id, "--by", "alice"], cwd=ws.root,
                           env=env, capture_output=True, text=True, timeout=120)
     out.update(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr, work_item_id=work_item_id,

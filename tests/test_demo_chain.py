@@ -8,7 +8,6 @@ restates it when October is closed.
 """
 
 import csv
-import json
 from decimal import Decimal
 
 import pytest
@@ -20,11 +19,7 @@ from tests.generated_chain import SEPTEMBER_ISSUED, STEPS, digest
 def chain(generated_chain) -> dict:
     """The session's generated chain (tests/generated_chain.py), read-only."""
     return {"ws": generated_chain.ws, "results": generated_chain.results,
-            "september_issued": generated_chain.september_issued_digest}
-
-
-def _manifest(ws) -> list[dict]:
-    return [json.loads(line) for line in (ws.landing / "_truth" / "anomalies.jsonl").read_text().splitlines()]
+            "september_issued": generated_chain.september_issued_digest, "manifest": generated_chain.manifest()}
 
 
 def test_every_step_succeeds(chain):
@@ -39,7 +34,7 @@ def test_every_step_succeeds(chain):
 def test_generated_month_quarantines_and_dedupes_exactly_the_manifest(chain, month):
     ws = chain["ws"]
     prefix = f"usage/dt={month}-"
-    entries = [e for e in _manifest(ws) if str(e.get("file", "")).startswith(prefix)]
+    entries = [e for e in chain["manifest"] if str(e.get("file", "")).startswith(prefix)]
     expected_quarantine = {(e["file"], e["row_number"], e["event_id"], e["reason"])
                            for e in entries if e["expect"] == "quarantine"}
     expected_dedupe = {(e["file"], e["row_number"], e["event_id"]) for e in entries if e["expect"] == "dedupe"}
@@ -105,7 +100,7 @@ def test_payments_land_against_issued_invoices(chain):
 
 def test_price_correction_restates_september_and_leaves_its_invoices(chain):
     ws = chain["ws"]
-    (correction,) = [e for e in _manifest(ws) if e.get("anomaly") == "price_correction"]
+    (correction,) = [e for e in chain["manifest"] if e.get("anomaly") == "price_correction"]
     with (ws.landing / "reference" / "price_book.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["sku"] == correction["sku"]]
     september = [r for r in rows if r["effective_from"] == "2026-09-01" and r["effective_to"] == "2026-10-01"]

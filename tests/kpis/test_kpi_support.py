@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.conftest import GOLDEN, Workspace, copy_workspace, dbt_build
+from tests.conftest import GOLDEN, Workspace, copy_workspace, dbt
 
 BILLING_TAGS = {"incorrect_invoice", "refund_request", "payment_extension", "payment_failed", "tax_question",
                 "other_billing"}
@@ -89,7 +89,7 @@ def closed_desk(closed_golden, tmp_path_factory) -> Workspace:
     (tickets / "2026-11-b.jsonl").write_text(json.dumps(zendesk(VERSIONS[2], customers[7 % 8])) + "\n")
     resource = WarehouseResource(path=str(ws.warehouse), landing=str(ws.landing))
     assert dg.materialize([tickets_asset], partition_key="2026-10-01", resources={"warehouse": resource}).success
-    build = dbt_build(ws, "stg_support__tickets", "kpi_support_monthly", "kpi_team_daily")
+    build = dbt(ws, "build", "--select", "stg_support__tickets", "kpi_support_monthly", "kpi_team_daily")
     assert build.returncode == 0, build.stdout[-4000:]
     return ws
 

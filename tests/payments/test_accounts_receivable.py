@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from tests.conftest import Workspace, copy_workspace, dbt_build
+from tests.conftest import Workspace, copy_workspace, dbt
 
 PARAMS = {"m": datetime(2026, 11, 1).date(), "end": datetime(2026, 12, 1).date()}
 
@@ -108,7 +108,7 @@ def november(closed_golden, tmp_path_factory):
     assert mirror_work_items(ws.warehouse, engine)
     resource = WarehouseResource(path=str(ws.warehouse), landing=str(ws.landing))
     assert dg.materialize([payments], partition_key="2026-11-01", resources={"warehouse": resource}).success
-    build = dbt_build(ws, "marts.payments", "invoices", period=("2026-11-01", "2026-12-01"))
+    build = dbt(ws, "build", "--select", "marts.payments", "invoices", period=("2026-11-01", "2026-12-01"))
     assert build.returncode == 0, build.stdout[-4000:]
     return ws, approval_trail(engine), dup_item, build.stdout
 

@@ -194,17 +194,15 @@ def test_before_any_close_the_tick_skips_and_keeps_no_cursor(tmp_path, monkeypat
 
 @pytest.fixture(scope="module")
 def chained(generated_chain, tmp_path_factory):
-    """The generated chain copied (with its queue), then one sensor tick; the queue and the truth."""
+    """The generated chain copied (its queue too), then one sensor tick; the queue and the truth."""
     from tests.conftest import copy_workspace
 
     assert generated_chain.results[("close", "--month", "2026-10")].returncode == 0
     source = generated_chain.ws
     ws = copy_workspace(source, tmp_path_factory.mktemp("e2e") / "ws")
-    for path in [*source.root.glob("ops.sqlite*"), source.root / "second_correction.json"]:
-        shutil.copy2(path, ws.root / path.name)
+    shutil.copy2(source.root / "second_correction.json", ws.root)
     root = ws.root
-    env = {"BILLOPS_ENV": "ci", "BILLOPS_LANDING": str(ws.landing), "BILLOPS_WAREHOUSE": str(ws.warehouse),
-           "DAGSTER_HOME": str(ws.dagster_home), "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'ops.sqlite'}"}
+    env = {**ws.settings, "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'ops.sqlite'}"}
     billops = Path(sys.executable).parent / "billops"
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -212,7 +210,7 @@ def chained(generated_chain, tmp_path_factory):
         patch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
         outcome = tick(dg.DagsterInstance.ephemeral(), None)
         items = queue()
-    truth = [json.loads(line) for line in (root / "landing/_truth/anomalies.jsonl").read_text().splitlines()]
+    truth = generated_chain.manifest()
     return {"root": root, "env": env, "billops": billops, "outcome": outcome, "items": items,
             "truth": [e for e in truth if e.get("step") == "simulate" and e.get("month") == "2026-10"]}
 
