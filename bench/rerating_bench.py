@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import pyarrow as pa

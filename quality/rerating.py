@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quality import rerating_rules as rules
-from quality.rerating_rules import CENTS, MODELS, PRICE, QTY, decimals, half_up, rows_of, text, unscaled
+from quality.rerating_rules import CENTS, MODELS, QTY, decimals, half_up, rows_of, text, unscaled
 
 C2_CHECK_NAME = "C2_independent_rerating"
 C2_DESCRIPTION = "C2: a second implementation of billing-rules.md (Python) agrees with every draft invoice and line to the cent"
