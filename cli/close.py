@@ -29,6 +29,13 @@ ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
 DAGSTER_YAML = """# Written by billops on first use. Local instance: runs, events and schedules in this folder.
 telemetry:
   enabled: false
+# Dagster's SQLite event log with its connections kept open (orchestration/instance_storage.py).
+event_log_storage:
+  module: orchestration.instance_storage
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir:
+      env: DAGSTER_HOME
 """
 
 

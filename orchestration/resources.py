@@ -13,9 +13,8 @@ from typing import Iterator
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DbtCliResource
 
-from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
+from orchestration.dbt_project import DBT_EXECUTABLE, BillopsDbtCliResource, dbt_project
 from orchestration.settings import DEFAULTS, absolute
 from warehouse.schema import bootstrap
 
@@ -58,5 +57,5 @@ def _from_env(name: str) -> str | dg.EnvVar:
 def build_resources() -> dict:
     return {
         "warehouse": WarehouseResource(path=_from_env("BILLOPS_WAREHOUSE"), landing=_from_env("BILLOPS_LANDING")),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": BillopsDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     }

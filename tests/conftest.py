@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -134,6 +135,23 @@ class Workspace:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
         return path
+
+    @contextmanager
+    def instance(self):
+        """The workspace's Dagster instance, opened as every Dagster process opens it: from DAGSTER_HOME
+        (its dagster.yaml names the event log's folder by that variable, cli/close.py)."""
+        import dagster as dg
+
+        previous = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        try:
+            with dg.DagsterInstance.get() as instance:
+                yield instance
+        finally:
+            if previous is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = previous
 
     def runs(self) -> list[tuple[str, str]]:
         """(run_id, status) of every run in the workspace's instance, oldest first (read from its SQLite)."""
@@ -268,13 +286,13 @@ def copy_closed_golden(closed_golden, tmp_path) -> Workspace:
 
 
 def dbt(ws: Workspace, command: str, *args: str, period: tuple[str, str] = ("2026-10-01", "2026-11-01")):
-    """`dbt <command> <args>` on a workspace's warehouse for one period, with the close's project and
+    """`dbt <command> <args>` (through `billops-dbt`, as a close runs it) on a workspace's warehouse for one period, with the close's project and
     profile, its target and logs under the workspace (`dbt-target`, `dbt-logs`): the models or dbt
     tests a test is about, without the full close around them (the close is tested through `closed_golden`)."""
     variables = {"period_start": period[0], "period_end": period[1], "warehouse": str(ws.warehouse)}
     project = REPO / "dbt_project"
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), command, *args, "--vars", json.dumps(variables),
+        [str(Path(sys.executable).parent / "billops-dbt"), command, *args, "--vars", json.dumps(variables),
          "--target-path", str(ws.root / "dbt-target"), "--log-path", str(ws.root / "dbt-logs"),
          "--project-dir", str(project), "--profiles-dir", str(project)],
         env=ws.env, capture_output=True, text=True, timeout=600)

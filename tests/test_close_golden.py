@@ -27,12 +27,9 @@ def _landed_usage() -> dict[str, int]:
 
 
 def _check_evaluations(closed_golden) -> list:
-    instance = dg.DagsterInstance.from_config(str(closed_golden.ws.dagster_home))
-    try:
+    with closed_golden.ws.instance() as instance:
         events = instance.all_logs(closed_golden.close_run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         return [e.dagster_event.event_specific_data for e in events]
-    finally:
-        instance.dispose()
 
 
 def test_golden_month_closes_to_the_cent_and_is_issued(closed_golden):
@@ -145,3 +142,25 @@ def test_bad_rows_leave_the_rating_input_of_the_golden_close_unchanged(closed_go
     assert golden.query(daily) == closed_golden.ws.query(daily)
     assert golden.query("SELECT reason, count(*) FROM audit.quarantine GROUP BY 1 ORDER BY 1") == [
         ("bad_schema", 1), ("conflicting_duplicate", 1), ("negative_quantity", 1), ("unknown_customer", 1)]
+
+
+def test_the_instance_keeps_dagster_s_sqlite_layout_with_its_connections_open(closed_golden):
+    """The event log billops configures (orchestration/instance_storage.py) writes Dagster's own files."""
+    from orchestration.instance_storage import PooledSqliteEventLogStorage
+
+    runs = closed_golden.ws.dagster_home / "history" / "runs"
+    assert {p.name for p in runs.glob("*.db")} == {"index.db", f"{closed_golden.killed_run_id}.db",
+                                                  f"{closed_golden.close_run_id}.db"}
+    with closed_golden.ws.instance() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        checks = instance.all_logs(closed_golden.close_run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    # Dagster's default SQLite event log, opened on the same folder, reads the same events.
+    from dagster._core.storage.event_log import SqliteEventLogStorage
+
+    default = SqliteEventLogStorage(str(runs))
+    try:
+        again = default.get_logs_for_run(closed_golden.close_run_id,
+                                         of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    finally:
+        default.dispose()
+    assert len(checks) == len(again) > 100

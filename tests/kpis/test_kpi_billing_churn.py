@@ -87,8 +87,7 @@ def test_kpi_headlines_reach_the_dagster_instance(two_months):
     """The close's KPI materializations carry the month's numbers as metadata (plotted by the UI)."""
     import dagster as dg
 
-    instance = dg.DagsterInstance.from_config(str(two_months.dagster_home))
-    try:
+    with two_months.instance() as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey(["marts", "kpi_churn_monthly"]))
         metadata = event.asset_materialization.metadata
         assert event.asset_materialization.partition == "2026-11-01"
@@ -96,5 +95,3 @@ def test_kpi_headlines_reach_the_dagster_instance(two_months):
         assert metadata["involuntary_churned"].value == 1
         billing = instance.get_latest_materialization_event(dg.AssetKey(["marts", "kpi_billing_monthly"]))
         assert billing.asset_materialization.metadata["refunds_count"].value == 1
-    finally:
-        instance.dispose()
