@@ -1,7 +1,9 @@
 """make bench: generate and close one synthetic month, timing every step.
 
 Each step runs as its own process (the real `billops` command), so its wall
-time and peak memory (ru_maxrss from wait4) are its own. Per-asset times come
+time and peak memory (ru_maxrss from wait4) are its own. The hand-written
+yardstick query (bench/yardstick.py) runs on the same Parquet right after the
+close, and the close's ratio to it is reported (issue 7: within 3x). Per-asset times come
 from the Dagster instance's step statistics of the close's run. Results are
 printed and written to bench/results.json.
 """
@@ -57,6 +59,8 @@ def main() -> None:
     generate = run_measured([str(BILLOPS), "generate", "--month", month, "--customers", str(customers), "--seed", "7"], env)
     print(" ".join(generate["output"].split("anomalies:")[0].split()), flush=True)
     close = run_measured([str(BILLOPS), "close", "--month", month], env)
+    # The yardstick on the same Parquet, right after the close, in its own process (bench/yardstick.py).
+    yardstick = run_measured([sys.executable, str(REPO / "bench" / "yardstick.py"), str(root / "landing"), month], env)
     run_id = re.search(r"Dagster run ([0-9a-f-]{36})", close["output"]).group(1)
     rows = int(re.search(r"records read\s*│\s*([\d,]+)", close["output"]).group(1).replace(",", ""))
     landing_bytes = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
@@ -69,6 +73,8 @@ def main() -> None:
         | {"rows_per_second": round(rows / generate["seconds"])},
         "close": {k: close[k] for k in ("seconds", "peak_rss_gib")} | {"rows_per_second": round(rows / close["seconds"])},
         "close_steps_seconds": step_seconds(root / "dagster", run_id),
+        "yardstick": {k: yardstick[k] for k in ("seconds", "peak_rss_gib")}
+        | {"close_ratio": round(close["seconds"] / yardstick["seconds"], 2)},
         "warehouse_bytes": (root / "warehouse.duckdb").stat().st_size,
         "machine": {"cpus": os.cpu_count()},
     }
