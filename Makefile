@@ -6,6 +6,10 @@ export BILLOPS_LANDING   ?= data/landing
 export BILLOPS_WAREHOUSE ?= data/warehouse.duckdb
 export DAGSTER_HOME      ?= $(CURDIR)/.dagster
 export BILLOPS_PUBLISHED ?= data/published
+# Let Python cache compiled modules (.pyc) in the venv even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE=1 here): otherwise every process (each close, each dbt invocation,
+# each test worker) compiles dagster, dbt and GX again, ~3 s apiece.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install install-browser test demo bench dev clean
 

@@ -157,7 +157,7 @@ TRAIL_SCHEMA = pa.schema([("work_item_id", pa.string()), ("requested_by", pa.str
 
 def approval_trail(engine: Engine) -> pa.Table:
     """Per work item, who raised it (its `created` event) and who approved it, oldest first, from the queue."""
-    from workitems.store import work_item_events as events
+    from workitems.tables import work_item_events as events
 
     query = (sa.select(events.c.work_item_id, events.c.action, events.c.by)
              .where(events.c.action.in_(("created", "approval_recorded", "approved")))

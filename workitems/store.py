@@ -25,89 +25,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from warehouse.ops_store import ops_engine
+from workitems.tables import (  # noqa: F401 - queue_engine and the vocabulary are the store's interface too
+    APPROVAL_THRESHOLD, COLUMNS, DECIDED, KINDS, RULES, STATUSES, queue_engine, work_item_events,
+    work_item_numbers, work_items,
+)
 from workitems.webhook import post_items, webhook_url
-
-KINDS = ("refund", "credit_note", "payment_extension")
-RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_extension": ("E1",)}
-STATUSES = ("open", "approved", "declined", "done")
-DECIDED = ("approved", "declined", "done")
-APPROVAL_THRESHOLD = Decimal("100.00")  # work-items.md: refunds and credit notes over $100 need four eyes
-
-# marts.work_items, in the landing contract's order.
-COLUMNS = (
-    "work_item_id", "kind", "rule", "customer_id", "invoice_number", "charge_id", "ticket_id", "amount",
-    "proposed_due_date", "reason", "evidence", "status", "requires_approval", "created_at", "decided_at",
-    "decided_by", "dedup_key",
-)
-
-
-class Money(sa.types.TypeDecorator):
-    """DECIMAL(18,2) where the database has it; a decimal string on SQLite, whose NUMERIC is a float."""
-
-    impl = sa.Numeric(18, 2)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):  # noqa: ANN001 - SQLAlchemy dialect
-        return dialect.type_descriptor(sa.String(24) if dialect.name == "sqlite" else sa.Numeric(18, 2, asdecimal=True))
-
-    def process_bind_param(self, value, dialect):  # noqa: ANN001
-        if value is None:
-            return None
-        cents = Decimal(value).quantize(Decimal("0.01"))
-        return str(cents) if dialect.name == "sqlite" else cents
-
-    def process_result_value(self, value, dialect):  # noqa: ANN001
-        return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
-
-
-metadata = sa.MetaData()
-
-work_items = sa.Table(
-    "work_items", metadata,
-    sa.Column("work_item_id", sa.String(16), primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("rule", sa.String(8), nullable=False),
-    sa.Column("customer_id", sa.String(64)),
-    sa.Column("invoice_number", sa.String(64)),
-    sa.Column("charge_id", sa.String(64)),
-    sa.Column("ticket_id", sa.String(64)),
-    sa.Column("amount", Money()),
-    sa.Column("proposed_due_date", sa.Date()),
-    sa.Column("reason", sa.Text()),
-    sa.Column("evidence", sa.Text(), nullable=False),  # JSON text: portable, and mirrored as DuckDB JSON
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("requires_approval", sa.Boolean(), nullable=False),
-    sa.Column("created_at", sa.DateTime(), nullable=False),  # UTC
-    sa.Column("decided_at", sa.DateTime()),
-    sa.Column("decided_by", sa.String(128)),
-    sa.Column("dedup_key", sa.String(256), nullable=False, unique=True),
-    sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in STATUSES)})", name="work_items_status"),
-)
-
-# Numbers the items WI-000001, WI-000002, ... : an autoincrement key is safe under concurrent raisers
-# on every backend, unlike MAX()+1.
-work_item_numbers = sa.Table(
-    "work_item_numbers", metadata,
-    sa.Column("number", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("dedup_key", sa.String(256), nullable=False, unique=True),
-)
-
-work_item_events = sa.Table(
-    "work_item_events", metadata,
-    sa.Column("event_id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("work_item_id", sa.String(16), nullable=False, index=True),
-    sa.Column("at", sa.DateTime(), nullable=False),  # UTC
-    sa.Column("action", sa.String(32), nullable=False),  # created approval_recorded approved declined done webhook_*
-    sa.Column("by", sa.String(128), nullable=False),  # the --by name (or the sensor that raised it)
-    sa.Column("os_user", sa.String(128), nullable=False),  # BILLOPS_ACTOR, else the OS user running the command
-    sa.Column("note", sa.Text()),  # the reason given, or what happened
-    sa.Column("from_status", sa.String(16)),
-    sa.Column("to_status", sa.String(16)),
-)
 
 
 class Refused(Exception):
@@ -120,33 +45,6 @@ class Decision:
     status: str
     approvals: tuple[str, ...]
     message: str
-
-
-def queue_engine(url: str | None = None) -> Engine:
-    """The ops store's engine with the queue's tables; SQLite transactions take the write lock up front.
-
-    pysqlite opens a transaction lazily at the first write, so a read-then-write transaction can
-    fail with SQLITE_BUSY when another writer slipped in between; BEGIN IMMEDIATE serialises
-    writers instead (busy_timeout makes them wait), which is the locking the four-eyes count needs.
-    """
-    engine = ops_engine(url)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _driver_autocommit(dbapi_connection, _record):  # noqa: ANN001
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(connection):  # noqa: ANN001
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    try:
-        with engine.begin() as conn:
-            metadata.create_all(conn)
-    except sa.exc.DatabaseError:  # another process created the tables between the check and the CREATE
-        with engine.begin() as conn:
-            metadata.create_all(conn)
-    return engine
 
 
 def os_actor() -> str:
