@@ -80,22 +80,19 @@ def _c13_failure(golden, edit) -> str:
     return flat(result.stderr)
 
 
-def test_overlapping_price_rows_fail_c13_naming_file_and_row(golden):
-    # Row 12 (appended) overlaps row 1 of the same SKU from 2026-10-10: it would double-bill (finding 4).
+def test_overlapping_rows_and_empty_tiers_fail_c13_naming_file_and_rows(golden):
+    """Two price-book errors that would bill wrong money with exit 0 (finding 4), in one close."""
+    # Row 12 (appended) overlaps row 1 of the same SKU from 2026-10-10: it would double-bill.
     overlap = "droplet-s-1vcpu-1gb,Droplets,Basic Droplet 1 vCPU 1 GiB,hourly_capped,hour,0.009,6.00,672,1000,,2026-10-10,\n"
-    stderr = _c13_failure(golden, lambda text: text + overlap)
-    assert "C13_price_book_valid on raw/price_book: C13 failed: reference/price_book.csv:" in stderr
-    assert "row 12: effective range must not overlap another row of the same sku" in stderr
 
-
-def test_graduated_row_with_empty_tiers_fails_c13_naming_file_and_row(golden):
-    def empty_tiers(text: str) -> str:  # row 9 is functions-gib-s (graduated)
+    def overlap_and_empty_tiers(text: str) -> str:  # row 9 is functions-gib-s (graduated): its tiers emptied
         functions = next(line for line in text.splitlines() if line.startswith("functions-gib-s,"))
-        return text.replace(functions, functions.split(',"[')[0] + ",,2025-01-01,")
+        return text.replace(functions, functions.split(',"[')[0] + ",,2025-01-01,") + overlap
 
-    stderr = _c13_failure(golden, empty_tiers)
+    stderr = _c13_failure(golden, overlap_and_empty_tiers)
     assert "C13_price_book_valid on raw/price_book: C13 failed: reference/price_book.csv:" in stderr
     assert "row 9: a graduated row must have valid tiers" in stderr
+    assert "row 12: effective range must not overlap another row of the same sku" in stderr
 
 
 def test_locked_warehouse_exits_1_and_prints_no_earlier_figures(copy_closed_golden):

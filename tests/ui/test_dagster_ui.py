@@ -1,4 +1,4 @@
-"""The Dagster UI on a closed scenario: one `dagster dev`, read through GraphQL and in a real browser.
+"""The Dagster UI on a closed scenario: one `dagster-webserver`, read through GraphQL and in a real browser.
 
 The scenario: the golden October closed by the real `billops close` (the session's
 `closed_golden`, whose first close was killed) and November after it (the session's
@@ -88,15 +88,21 @@ def scenario(closed_november, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ui(scenario):
-    """dagster dev on the scenario (a copy: its sensors may write the instance and the warehouse); its base URL."""
+    """The Dagster UI on the scenario (a copy): its base URL.
+
+    `dagster-webserver`, the UI process that `dagster dev` starts, on the same workspace.yaml and
+    instance. Not `dagster dev`, whose daemon would tick the alert and work-item sensors (tested
+    with real ticks in tests/alerts and tests/workitems) and whose code server re-parses the dbt
+    project at load: ~20 s of CPU that shows nothing more in the UI.
+    """
     ws = scenario
     port = _free_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {**ws.env, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),  # dagster-dbt finds `dbt` on PATH
            "BILLOPS_PUBLISHED": str(ws.root / "published")}
     process = subprocess.Popen(
-        ["setsid", "env", "--default-signal=INT,TERM", os.path.join(venv_bin, "dagster"), "dev", "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)],
+        ["setsid", "env", "--default-signal=INT,TERM", os.path.join(venv_bin, "dagster-webserver"), "-w",
+         "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -113,7 +119,7 @@ def ui(scenario):
                                for e in entries), f"the code location failed to load: {answer.text[:2000]}"
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 pass
-            assert time.time() < deadline, "dagster dev did not load the code location in 120 s"
+            assert time.time() < deadline, "dagster-webserver did not load the code location in 120 s"
             time.sleep(1)
         yield base
     finally:
