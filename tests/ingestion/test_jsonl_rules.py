@@ -6,9 +6,6 @@ on the two staging folders. Changed and vanished files are in test_ledger.py.
 """
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -16,7 +13,7 @@ import duckdb
 
 from assets.payments import KEYS as PAYMENT_KEYS
 from assets.tickets import TICKETS_KEY
-from tests.conftest import REPO
+from tests.conftest import dbt
 from tests.ingestion.conftest import issue_invoice, metadata, quarantined
 from tests.ingestion.conftest import materialize_jsonl as ingest
 
@@ -217,20 +214,15 @@ def test_unreadable_file_fails_naming_it_the_rest_loads_and_the_rerun_is_idempot
     assert snapshot() == first
 
 
-def test_staging_converts_cents_to_decimal_dollars_and_unix_seconds_to_utc(golden, tmp_path):
+def test_staging_converts_cents_to_decimal_dollars_and_unix_seconds_to_utc(golden):
     issued(golden, "BO-202609-000002")
     write_jsonl(golden, "tickets/t.jsonl", [ticket(1)])
     write_jsonl(golden, "payments/charges/c.jsonl", [charge("ch_1", amount=1234)])
     write_jsonl(golden, "payments/refunds/r.jsonl", [refund("re_1", "ch_1", amount=5)])
     write_jsonl(golden, "payments/disputes/d.jsonl", [dispute("dp_1", "ch_1")])
     assert ingest(golden).success
-    dbt = subprocess.run(
-        [str(os.path.join(os.path.dirname(sys.executable), "dbt")), "build", "--select", "staging.support", "staging.payments",
-         "--profiles-dir", ".", "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
-        cwd=REPO / "dbt_project", env={**os.environ, "BILLOPS_WAREHOUSE": str(golden.warehouse)},
-        capture_output=True, text=True, timeout=300,
-    )
-    assert dbt.returncode == 0, dbt.stdout[-3000:]
+    built = dbt(golden, "build", "--select", "staging.support", "staging.payments")
+    assert built.returncode == 0, built.stdout[-3000:]
     assert golden.query("SELECT amount, created_at FROM staging.stg_payments__charges") == [
         (Decimal("12.34"), datetime.fromtimestamp(UNIX, timezone.utc).replace(tzinfo=None))]
     assert golden.query("SELECT amount FROM staging.stg_payments__refunds") == [(Decimal("0.05"),)]
