@@ -9,7 +9,7 @@ stem). So for `build`, `run` and `test` this executable loads the manifest that 
 saved in the project's target folder and hands it to dbt's programmatic API
 (`dbtRunner(manifest=...)`, dbt's documented way to skip parsing), provided that manifest is
 newer than every project file and names the same database. Otherwise, and for every other
-command, it is plain `dbt`. It imports neither Dagster nor billops: a subprocess of its own.
+command, it is plain `dbt`. It imports no Dagster (only the project's paths): a subprocess of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+from orchestration.settings import DBT_PROJECT_DIR as PROJECT_DIR
+
 SAVED_MANIFEST = PROJECT_DIR / "target" / "partial_parse.msgpack"
 ACCELERATED = ("build", "run", "test")
 PROJECT_SOURCES = ("models", "macros", "tests")

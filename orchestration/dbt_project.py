@@ -32,6 +32,7 @@ class BillopsDbtCliResource(DbtCliResource):
     def _initialize_dbt_core_adapter(self, args):
         return None
 
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=billops_env())
 
 

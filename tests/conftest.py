@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import duckdb
 import pyarrow as pa
@@ -142,16 +143,9 @@ class Workspace:
         (its dagster.yaml names the event log's folder by that variable, cli/close.py)."""
         import dagster as dg
 
-        previous = os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
-        try:
-            with dg.DagsterInstance.get() as instance:
-                yield instance
-        finally:
-            if previous is None:
-                os.environ.pop("DAGSTER_HOME", None)
-            else:
-                os.environ["DAGSTER_HOME"] = previous
+        with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(self.dagster_home)}), \
+                dg.DagsterInstance.get() as instance:
+            yield instance
 
     def runs(self) -> list[tuple[str, str]]:
         """(run_id, status) of every run in the workspace's instance, oldest first (read from its SQLite)."""
@@ -286,9 +280,10 @@ def copy_closed_golden(closed_golden, tmp_path) -> Workspace:
 
 
 def dbt(ws: Workspace, command: str, *args: str, period: tuple[str, str] = ("2026-10-01", "2026-11-01")):
-    """`dbt <command> <args>` (through `billops-dbt`, as a close runs it) on a workspace's warehouse for one period, with the close's project and
-    profile, its target and logs under the workspace (`dbt-target`, `dbt-logs`): the models or dbt
-    tests a test is about, without the full close around them (the close is tested through `closed_golden`)."""
+    """`dbt <command> <args>` (through `billops-dbt`, as a close runs it) on a workspace's warehouse for
+    one period, with the close's project and profile, its target and logs under the workspace
+    (`dbt-target`, `dbt-logs`): the models or dbt tests a test is about, without the full close around
+    them (the close is tested through `closed_golden`)."""
     variables = {"period_start": period[0], "period_end": period[1], "warehouse": str(ws.warehouse)}
     project = REPO / "dbt_project"
     return subprocess.run(
