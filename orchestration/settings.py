@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -58,3 +59,25 @@ def load_settings() -> Settings:
         dagster_home=absolute(setting("DAGSTER_HOME")),
         published=absolute(setting("BILLOPS_PUBLISHED")),
     )
+
+
+def safe_url(url: str | None) -> str:
+    """A URL setting as it may be shown: `scheme://host[:port]`, never its path, query or credentials.
+
+    A Slack-style webhook carries its token in the path and a database URL its password in the
+    userinfo, so an error, a log line, an audit trail or a mart only ever gets this form.
+    """
+    if not url:
+        return "(not set)"
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(unparseable URL)"
+    if not parts.scheme:
+        return "(unparseable URL)"
+    if parts.scheme.startswith("sqlite"):
+        return url.strip().split("?", 1)[0]  # a local file: its path is where to look, and it carries no credentials
+    if not host:
+        return f"{parts.scheme}://"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
