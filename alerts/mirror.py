@@ -39,6 +39,13 @@ CREATE OR REPLACE TABLE marts.alerts (
 COLUMNS = ("alert_id", "dedup_key", "kind", "billing_month", "run_id", "text", "channels", "created_at", "sent_at", "attempts", "last_error")
 
 
+def create_alerts_table_if_missing(connection: duckdb.DuckDBPyConnection) -> None:
+    """`marts.alerts`, empty with the mirror's columns, when absent: BI finds it from the first close on
+    (the close's publication step calls this), not only once the sensor first mirrors an alert."""
+    connection.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    connection.execute(MARTS_ALERTS_DDL.replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+
+
 def _rows() -> list[tuple]:
     return [tuple(getattr(alert, column) for column in COLUMNS) for alert in store.all_alerts()]
 
