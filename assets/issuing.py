@@ -15,10 +15,12 @@ from datetime import date, datetime, timezone
 import dagster as dg
 import duckdb
 
+from orchestration.close_options import CloseOptions
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from quality.issued_controls import CONTENT_HASH_SQL, issued_check_specs, issued_invoices_immutable
-from warehouse.months import OutOfOrderMonth, check_month_order
+from warehouse.landing import landed_usage_months
+from warehouse.months import OutOfOrderMonth, check_month_order, first_month_problem, issued_months
 
 DRAFTS = ["int_invoices_drafted", "int_invoice_lines_drafted", "int_credit_ledger_drafted"]
 
@@ -106,8 +108,9 @@ def _statements(sql: str) -> list[str]:
     return [s for s in sql.split(";") if s.strip()]
 
 
-def issue_month(con: duckdb.DuckDBPyConnection, month: date, run_id: str, now: datetime) -> dict:
-    """Append the drafts of `month` to the issued copy, in the caller's transaction."""
+def issue_month(con: duckdb.DuckDBPyConnection, month: date, run_id: str, now: datetime,
+                options: CloseOptions = CloseOptions()) -> dict:
+    """Append the drafts of `month` to the issued copy, in the caller's transaction, with the close's options."""
     params = {"m": month, "now": now, "run_id": run_id}
     for statement in _statements(ISSUE_SQL):
         con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
@@ -118,9 +121,11 @@ def issue_month(con: duckdb.DuckDBPyConnection, month: date, run_id: str, now: d
     ).fetchone()
     digest = con.execute(CONTENT_HASH_SQL, {"m": month}).fetchone()[0]
     con.execute(
-        "INSERT INTO audit.issued_months VALUES ($m, $invoices, $lines, $total, $digest, $now, $run_id)",
+        """INSERT INTO audit.issued_months (billing_month, invoices, lines, total, content_sha256, issued_at, run_id,
+                                           allow_missing_days, first_month)
+           VALUES ($m, $invoices, $lines, $total, $digest, $now, $run_id, $allow_missing_days, $first_month)""",
         {"m": month, "invoices": invoices, "lines": lines, "total": total, "digest": digest, "now": now,
-         "run_id": run_id},
+         "run_id": run_id, "allow_missing_days": options.allow_missing_days, "first_month": options.first_month},
     )
     return {"invoices": invoices, "lines": lines, "total": total}
 
@@ -167,12 +172,17 @@ def issued_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         if issued_before:
             outcome = {"action": "restated", **restate_month(con, month, end, context.run_id, now)}
         else:
+            options = CloseOptions.from_tags(context.run.tags)
             try:
                 check_month_order(con, month)
+                first = first_month_problem(issued_months(con), month, landed_usage_months(warehouse.landing_path),
+                                            options.first_month)
+                if first:
+                    raise OutOfOrderMonth(first)
             except OutOfOrderMonth as exc:
                 con.execute("ROLLBACK")
                 raise dg.Failure(str(exc), allow_retries=False) from exc
-            outcome = {"action": "issued", **issue_month(con, month, context.run_id, now)}
+            outcome = {"action": "issued", **issue_month(con, month, context.run_id, now, options)}
         con.execute("COMMIT")
         immutable = issued_invoices_immutable(con, month)
     context.log.info(f"{month:%Y-%m}: {outcome}")

@@ -7,6 +7,12 @@ that file (`changed_files`), and one that no longer finds a recorded path names
 it (`missing_files`): an invoice computed without it would silently be lower.
 Files that cannot be read are never recorded, so replacing them later is not a
 "change".
+
+The month's own files are hashed on every close. Every other recorded file — the
+other months' usage — is verified too (`unverified_recorded_files`), cheaply: a
+stat per file, the hash only where the size or the modification time moved since
+the ledger last saw it (a landing zone copied elsewhere rehashes once, then the
+new times are recorded). A close therefore never runs on a ledger it cannot vouch for.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class LandedFile:
     rel: str  # relative to the landing root: the name used everywhere in the warehouse
     size: int
     sha256: str
+    modified_ns: int
 
 
 class BadFiles(Exception):
@@ -50,9 +57,10 @@ def describe_files(landing: Path, paths: list[Path]) -> list[LandedFile]:
     """Size and hash every file; hashing releases the GIL, so two threads use both cores."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         hashes = list(pool.map(_sha256, paths))
+    stats = [p.stat() for p in paths]
     return [
-        LandedFile(path=p, rel=p.relative_to(landing).as_posix(), size=p.stat().st_size, sha256=h)
-        for p, h in zip(paths, hashes)
+        LandedFile(path=p, rel=p.relative_to(landing).as_posix(), size=st.st_size, sha256=h, modified_ns=st.st_mtime_ns)
+        for p, h, st in zip(paths, hashes, stats)
     ]
 
 
@@ -66,11 +74,16 @@ def changed_files(con: duckdb.DuckDBPyConnection, files: list[LandedFile]) -> di
             [[f.rel for f in files]],
         ).fetchall()
     )
-    return {
-        f.rel: f"content changed since it first landed (sha256 {recorded[f.rel][:12]}… now {f.sha256[:12]}…)"
-        for f in files
-        if f.rel in recorded and recorded[f.rel] != f.sha256
-    }
+    return {f.rel: _changed(recorded[f.rel], f.sha256) for f in files if f.rel in recorded and recorded[f.rel] != f.sha256}
+
+
+def _changed(recorded: str, now: str) -> str:
+    return f"content changed since it first landed (sha256 {recorded[:12]}… now {now[:12]}…)"
+
+
+def _missing(first_seen: datetime) -> str:
+    return (f"recorded in the ledger (first seen {first_seen:%Y-%m-%d %H:%M:%S} UTC) but no longer in the landing zone: "
+            "landed files are never deleted; restore it")
 
 
 def missing_files(con: duckdb.DuckDBPyConnection, source: str, scope: str, landed: list[str]) -> dict[str, str]:
@@ -87,23 +100,58 @@ def missing_files(con: duckdb.DuckDBPyConnection, source: str, scope: str, lande
         """,
         [source, scope, landed],
     ).fetchall()
-    return {
-        path: f"recorded in the ledger (first seen {seen:%Y-%m-%d %H:%M:%S} UTC) but no longer in the landing zone: "
-              "landed files are never deleted; restore it"
-        for path, seen in rows
-    }
+    return {path: _missing(seen) for path, seen in rows}
 
 
 def record_files(con: duckdb.DuckDBPyConnection, source: str, files: list[LandedFile], now: datetime) -> None:
-    """Record files not yet in the ledger; a recorded file keeps its first-seen time."""
+    """Record files not yet in the ledger; a recorded file keeps its first-seen time, its mtime is refreshed."""
     if not files:
         return
     con.execute(
         """
-        INSERT INTO audit.landed_files
-        SELECT ?, f.path, f.size_bytes, f.sha256, ?
-        FROM (SELECT unnest(?) AS path, unnest(?) AS size_bytes, unnest(?) AS sha256) f
-        WHERE f.path NOT IN (SELECT path FROM audit.landed_files)
+        INSERT INTO audit.landed_files (source, path, size_bytes, sha256, first_seen_at, modified_ns)
+        SELECT ?, f.path, f.size_bytes, f.sha256, ?, f.modified_ns
+        FROM (SELECT unnest(?) AS path, unnest(?) AS size_bytes, unnest(?) AS sha256, unnest(?) AS modified_ns) f
+        ON CONFLICT (path) DO UPDATE SET modified_ns = excluded.modified_ns
         """,
-        [source, now, [f.rel for f in files], [f.size for f in files], [f.sha256 for f in files]],
+        [source, now, [f.rel for f in files], [f.size for f in files], [f.sha256 for f in files],
+         [f.modified_ns for f in files]],
     )
+
+
+def unverified_recorded_files(con: duckdb.DuckDBPyConnection, landing: Path, source: str,
+                              skip_scope: str) -> dict[str, str]:
+    """Recorded `source` files outside `skip_scope` (a LIKE pattern, the files this run hashes anyway)
+    that are gone or whose bytes changed: path → why.
+
+    A stat per file; the hash only where size or mtime differ from the ledger (or no mtime was
+    recorded yet). A file whose bytes are unchanged gets its new mtime recorded.
+    """
+    recorded = con.execute(
+        "SELECT path, size_bytes, sha256, modified_ns, first_seen_at FROM audit.landed_files "
+        "WHERE source = ? AND path NOT LIKE ? ORDER BY path",
+        [source, skip_scope],
+    ).fetchall()
+    problems: dict[str, str] = {}
+    suspects: list[tuple[Path, str, str]] = []
+    for rel, size, sha256, modified_ns, seen in recorded:
+        path = landing / rel
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            problems[rel] = _missing(seen)
+            continue
+        if stat.st_size != size or stat.st_mtime_ns != modified_ns:
+            suspects.append((path, rel, sha256))
+    if suspects:
+        now_described = describe_files(landing, [path for path, _, _ in suspects])
+        for described, (_, rel, sha256) in zip(now_described, suspects):
+            if described.sha256 != sha256:
+                problems[rel] = _changed(sha256, described.sha256)
+        con.execute(
+            "UPDATE audit.landed_files SET modified_ns = f.modified_ns "
+            "FROM (SELECT unnest(?) AS path, unnest(?) AS modified_ns) f WHERE landed_files.path = f.path",
+            [[d.rel for d in now_described if d.rel not in problems],
+             [d.modified_ns for d in now_described if d.rel not in problems]],
+        )
+    return problems

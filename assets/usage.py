@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.ingestion import Batch, UnreadableFile, accepted_view_sql, ingest_files, raise_bad_files
+from assets.ledger import unverified_recorded_files
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from quality.usage_checks import USAGE_KEY, usage_check_specs, usage_is_priced, usage_rows_reconcile
@@ -353,6 +354,8 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             scope=usage_month_prefix(month), probe=probe_parquet,
             load=lambda con, batch: load_usage(con, batch, start, end), month=month,
         )
+        # The whole ledger, every close: another month's usage file gone or changed fails this close too.
+        ingested.problems |= unverified_recorded_files(con, landing, "usage", usage_month_prefix(month))
         checks = [usage_rows_reconcile(con, month, USAGE_VISIBLE_SQL), usage_is_priced(con, month)]
         days = con.execute("SELECT count(*), coalesce(sum(records), 0) FROM raw.usage_daily").fetchone()
     raise_bad_files(context, "usage", [ingested])

@@ -10,21 +10,23 @@ always this run's.
 
 from __future__ import annotations
 
+import os
 import re
-from contextlib import redirect_stdout
+import warnings
+from contextlib import nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 
+from orchestration.close_options import CloseOptions
 from orchestration.settings import Settings
-from warehouse.landing import REFERENCE_COLUMNS, usage_month_files
-from warehouse.months import issued_months, order_problem
+from warehouse.landing import REFERENCE_COLUMNS, landed_usage_months, usage_month_files
+from warehouse.months import first_month_problem, issued_months, order_problem
 from warehouse.schema import table_exists
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
 
 DAGSTER_YAML = """# Written by billops on first use. Local instance: runs, events and schedules in this folder.
 telemetry:
@@ -77,40 +79,71 @@ def _file_sha256(path: Path) -> str:
     return describe_files(path.parent, [path])[0].sha256
 
 
-def plan_months(settings: Settings, month: str) -> list[str]:
-    """The months to run, in order: earlier issued months whose inputs changed since, then `month`.
+@dataclass(frozen=True)
+class PlannedClose:
+    """One run of a close: the month, the options it runs with, and why it runs (empty for the month asked)."""
 
-    Raises CloseRefused when the month would be issued out of order or the warehouse is busy.
+    month: str
+    options: CloseOptions
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def restatement(self) -> bool:
+        return bool(self.reasons)
+
+
+def plan_months(settings: Settings, month: str, options: CloseOptions = CloseOptions()) -> list[PlannedClose]:
+    """The runs, in order: each earlier issued month whose inputs changed since it was issued (with the
+    options it was issued with, and why), then `month`.
+
+    Raises CloseRefused when the month would be issued out of order, would strand earlier landed
+    usage as the warehouse's first month, or the warehouse is busy.
     """
     target = date.fromisoformat(f"{month}-01")
-    if not settings.warehouse.exists():
-        return [month]
-    try:
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-    except duckdb.IOException as exc:
-        raise CloseRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): {exc}")
-    try:
-        if not table_exists(con, "audit", "issued_months"):
-            return [month]
-        issued = issued_months(con)
-        problem = order_problem(issued, target)
-        if problem:
-            raise CloseRefused(problem)
-        ledger = {r[0] for r in con.execute("SELECT path FROM audit.landed_files WHERE source = 'usage'").fetchall()}
-        used = {(r[0], r[1]): r[2] for r in con.execute(
-            "SELECT billing_month, file, sha256 FROM audit.reference_snapshots").fetchall()}
-    finally:
-        con.close()
+    asked = PlannedClose(month, options)
+    issued: list[date] = []
+    issued_options: dict[date, CloseOptions] = {}
+    ledger: set[str] = set()
+    used: dict[tuple[date, str], str] = {}
+    if settings.warehouse.exists():
+        try:
+            con = duckdb.connect(str(settings.warehouse), read_only=True)
+        except duckdb.IOException as exc:
+            raise CloseRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): {exc}")
+        try:
+            if table_exists(con, "audit", "issued_months"):
+                issued = issued_months(con)
+                columns = {r[0] for r in con.execute("DESCRIBE audit.issued_months").fetchall()}
+                if {"allow_missing_days", "first_month"} <= columns:
+                    issued_options = {m: CloseOptions(bool(a), bool(f)) for m, a, f in con.execute(
+                        "SELECT billing_month, allow_missing_days, first_month FROM audit.issued_months").fetchall()}
+                ledger = {r[0] for r in con.execute(
+                    "SELECT path FROM audit.landed_files WHERE source = 'usage'").fetchall()}
+                used = {(r[0], r[1]): r[2] for r in con.execute(
+                    "SELECT billing_month, file, sha256 FROM audit.reference_snapshots").fetchall()}
+        finally:
+            con.close()
+    problem = order_problem(issued, target) or first_month_problem(
+        issued, target, landed_usage_months(settings.landing), options.first_month)
+    if problem:
+        raise CloseRefused(problem)
     current = {f"reference/{name}.csv": _file_sha256(settings.landing / "reference" / f"{name}.csv")
                for name in REFERENCE_COLUMNS if (settings.landing / "reference" / f"{name}.csv").exists()}
     earlier = []
     for issued_month in (m for m in issued if m < target):
-        late = any(p.relative_to(settings.landing).as_posix() not in ledger
-                   for p in usage_month_files(settings.landing, issued_month))
-        changed = any(used.get((issued_month, rel)) != sha for rel, sha in current.items())
-        if late or changed:
-            earlier.append(f"{issued_month:%Y-%m}")
-    return earlier + [month]
+        late = [p.relative_to(settings.landing).as_posix() for p in usage_month_files(settings.landing, issued_month)]
+        late = [rel for rel in late if rel not in ledger]
+        changed = [rel for rel, sha in current.items() if used.get((issued_month, rel)) != sha]
+        reasons = [f"{len(late)} usage file(s) landed since it was issued: {_some(late)}"] if late else []
+        reasons += [f"{_some(changed)} changed since it was issued"] if changed else []
+        if reasons:
+            earlier.append(PlannedClose(f"{issued_month:%Y-%m}", issued_options.get(issued_month, CloseOptions()),
+                                        tuple(reasons)))
+    return earlier + [asked]
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def close_job():
@@ -120,30 +153,40 @@ def close_job():
     return defs.resolve_job_def("close_month_job")
 
 
-def run_close(settings: Settings, month: str, allow_missing_days: bool = False) -> CloseOutcome:
-    """Execute close_month_job for the month's partition in the real instance (DAGSTER_HOME)."""
+def run_close(settings: Settings, month: str, options: CloseOptions = CloseOptions(),
+              verbose: bool = False) -> CloseOutcome:
+    """Execute close_month_job for the month's partition in the real instance (DAGSTER_HOME).
+
+    One log per run, never overwritten: `logs/close-YYYY-MM-<run id>.log` holds dbt's output and,
+    unless `verbose`, Dagster's console lines and Python warnings (the run's event log keeps every
+    event either way); `verbose` shows those on the terminal instead.
+    """
     import dagster as dg
 
     from alerts.dead_runs import reap_dead_runs, run_tags
 
     prepare_instance(settings)
-    # dbt's own output (written to stdout by dagster-dbt) goes to a log file; the same lines
-    # are kept per step in the instance for the UI.
-    log_file = settings.dagster_home / "logs" / f"close-{month}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    tags = {"dagster/partition": f"{month}-01", **run_tags()}
-    if allow_missing_days:
-        tags[ALLOW_MISSING_DAYS_TAG] = "true"
-    with dg.DagsterInstance.get() as instance, log_file.open("w") as log, redirect_stdout(log):
+    logs = settings.dagster_home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # The run id is known only once the run exists: the log is named when the run ends.
+    started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    pending = logs / f"close-{month}-started-{started}-{os.getpid()}.log"
+    tags = {"dagster/partition": f"{month}-01", **run_tags(), **options.tags()}
+    console_level = "INFO" if verbose else "WARNING"
+    with dg.DagsterInstance.get() as instance, pending.open("w") as log, redirect_stdout(log), \
+            (nullcontext() if verbose else redirect_stderr(log)), warnings.catch_warnings():
+        if not verbose:
+            warnings.simplefilter("default")  # shown once each, into the log, not on the terminal
         reap_dead_runs(instance)
         result = dg.execute_job(
             dg.reconstructable(close_job),
             instance=instance,
             tags=tags,
-            # The full event log is in the instance (dagster dev); the terminal gets warnings and errors.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": console_level}}}},
         )
-        return _outcome(month, result, log_file)
+    log_file = logs / f"close-{month}-{result.run_id}.log"
+    pending.rename(log_file)
+    return _outcome(month, result, log_file)
 
 
 def _outcome(month: str, result, log_file: Path) -> CloseOutcome:

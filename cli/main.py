@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from orchestration.settings import load_settings
 from workitems.cli import workitems_app
@@ -34,30 +35,38 @@ def close(
     month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM.", callback=_check_month),
     allow_missing_days: bool = typer.Option(
         False, "--allow-missing-days", help="Issue even if some UTC day has no usage file (C12); the run records it."),
+    first_month: bool = typer.Option(
+        False, "--first-month",
+        help="Let MONTH be the warehouse's first issued month although earlier usage has landed; the run records it."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show Dagster's log lines and warnings here too (they are always in the run and the log)."),
 ) -> None:
     """Run the monthly close: ingest, rate, prove and issue MONTH through Dagster (restating earlier months first)."""
     from cli.close import CloseRefused, partition_problem, plan_months, raise_work_items_after_close, run_close
-    from cli.summary import print_outcome
+    from cli.summary import print_outcome, print_plan
+    from orchestration.close_options import CloseOptions
 
     settings = load_settings()
     if not settings.landing.is_dir():
-        err_console.print(f"[red]close {month} failed:[/red] landing zone {settings.landing} does not exist (BILLOPS_LANDING)")
+        err_console.print(f"[red]close {month} failed:[/red] landing zone {escape(str(settings.landing))} does not exist "
+                          "(BILLOPS_LANDING)")
         raise typer.Exit(2)
     problem = partition_problem(month)
     if problem:
-        err_console.print(f"[red]close {month} refused:[/red] {problem}")
+        err_console.print(f"[red]close {month} refused:[/red] {escape(problem)}")
         raise typer.Exit(2)
     try:
-        months = plan_months(settings, month)
+        plan = plan_months(settings, month, CloseOptions(allow_missing_days=allow_missing_days, first_month=first_month))
     except CloseRefused as refused:
-        err_console.print(f"[red]close {month} refused:[/red] {refused}; nothing was issued")
+        err_console.print(f"[red]close {month} refused:[/red] {escape(str(refused))}; nothing was issued")
         raise typer.Exit(1)
-    for step in months:
-        outcome = run_close(settings, step, allow_missing_days=allow_missing_days and step == month)
-        print_outcome(console, err_console, outcome, settings)
+    print_plan(console, month, plan)
+    for step in plan:
+        outcome = run_close(settings, step.month, step.options, verbose=verbose)
+        print_outcome(console, err_console, outcome, settings, asked=month, step=step)
         if not outcome.success:
             raise typer.Exit(1)
-    console.print(raise_work_items_after_close(settings))
+    console.print(escape(raise_work_items_after_close(settings)))
 
 
 @app.command()

@@ -7,9 +7,10 @@ so a close that could not open the warehouse never shows an earlier close's numb
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from cli.close import CloseOutcome
+from cli.close import CloseOutcome, PlannedClose
 from orchestration.settings import Settings
 
 USAGE = "raw/usage"
@@ -21,15 +22,31 @@ def _count(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome, settings: Settings) -> None:
-    table = Table(title=f"billops close {outcome.month}", show_header=False)
+def print_plan(console: Console, asked: str, plan: list[PlannedClose]) -> None:
+    """Say what the close will run before it runs: each earlier month restated and why, then the month asked."""
+    restatements = [step for step in plan if step.restatement]
+    if not restatements:
+        return
+    console.print(f"close {asked}: {len(restatements)} earlier issued month(s) to restate first, then {asked}")
+    for step in restatements:
+        console.print(f"  restate {step.month} ({escape(step.options.describe())}, as it was issued): "
+                      + escape("; ".join(step.reasons)))
+
+
+def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome, settings: Settings,
+                  asked: str | None = None, step: PlannedClose | None = None) -> None:
+    """The run's summary. Every piece of data goes through `escape`: a C13 message quoting a landed value
+    such as `[found twenty]` must print as it is, not as Rich markup."""
+    asked = asked or outcome.month
+    doing = f"restating {outcome.month} for close {asked}" if outcome.month != asked else f"close {asked}"
+    table = Table(title=f"billops {escape(doing)}", show_header=False)
     usage = outcome.metadata.get(USAGE, {})
     for key, label in (("files", "usage files"), ("rows_read", "records read"), ("accepted", "accepted"),
                        ("redelivered", "re-delivered"), ("quarantined", "quarantined")):
         if key in usage:
             table.add_row(label, _count(usage[key]))
     for reason, count in (usage.get("quarantined_by_reason") or {}).items():
-        table.add_row(f"  {reason}", _count(count))
+        table.add_row(f"  {escape(str(reason))}", _count(count))
     for source in OTHER_SOURCES:
         meta = outcome.metadata.get(source)
         if meta:
@@ -48,13 +65,20 @@ def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome,
     else:
         table.add_row("issued", "nothing: the month was not issued")
     console.print(table)
-    console.print(f"Dagster run {outcome.run_id} in {settings.dagster_home}; dbt log {outcome.log_file}")
+    console.print(escape(f"Dagster run {outcome.run_id} in {settings.dagster_home}; log {outcome.log_file}"))
     for warning in outcome.warnings:
-        console.print(f"[yellow]warning[/yellow] {warning}")
+        console.print(f"[yellow]warning[/yellow] {escape(warning)}")
     if not outcome.success:
-        err_console.print(f"[red]close {outcome.month} failed[/red]; nothing was issued or restated:")
+        if outcome.month != asked:
+            err_console.print(f"[red]close {asked} failed[/red]: restating {outcome.month} failed; nothing of "
+                              f"{outcome.month} was restated and {asked} was not run:")
+        else:
+            err_console.print(f"[red]close {asked} failed[/red]; nothing was issued or restated:")
         for failure in outcome.failures or ["the run failed (see the Dagster UI)"]:
-            err_console.print(f"  - {failure}")
+            err_console.print(f"  - {escape(failure)}")
         return
     action = "restated" if issuing and issuing.get("action") == "restated" else "issued"
-    console.print(f"[green]close {outcome.month} succeeded[/green]: {action}")
+    if outcome.month != asked:
+        console.print(f"[green]restating {outcome.month} succeeded[/green]: {action}; now close {asked}")
+    else:
+        console.print(f"[green]close {asked} succeeded[/green]: {action}")

@@ -128,9 +128,13 @@ def test_closing_november_restates_october_in_its_own_run(chain):
     assert [status for _, status in runs[-2:]] == ["SUCCESS", "SUCCESS"]
     october_run = runs[-2][0]
     assert {r[6] for r in chain["restatements_after_november"]} == {october_run}
-    assert "close 2026-10 succeeded: restated" in result.stdout
-    assert "close 2026-11 succeeded: issued" in result.stdout
-    assert result.stdout.index("close 2026-10 succeeded") < result.stdout.index("close 2026-11 succeeded")
+    stdout = plain(result.stdout)
+    # The command names the month asked for, the month it restates first and why (the late file), in order.
+    assert "close 2026-11: 1 earlier issued month(s) to restate first, then 2026-11" in stdout
+    assert "restate 2026-10 (no options, as it was issued): 1 usage file(s) landed since it was issued: usage/dt=2026-10-" in stdout
+    assert "restating 2026-10 succeeded: restated; now close 2026-11" in stdout
+    assert "close 2026-11 succeeded: issued" in stdout
+    assert stdout.index("restating 2026-10 succeeded") < stdout.index("close 2026-11 succeeded")
 
 
 def test_issued_october_is_byte_for_byte_unchanged(chain):

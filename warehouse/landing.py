@@ -29,6 +29,14 @@ def usage_month_files(landing: Path, month: date) -> list[Path]:
     return sorted((landing / "usage").glob(f"dt={month:%Y-%m}-[0-3][0-9]/*.parquet"))
 
 
+def landed_usage_months(landing: Path) -> list[date]:
+    """Every month with at least one landed usage file, oldest first (from the `dt=` folder names)."""
+    months = {date(int(folder.name[3:7]), int(folder.name[8:10]), 1)
+              for folder in (landing / "usage").glob("dt=[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]")
+              if folder.is_dir() and any(folder.glob("*.parquet"))}
+    return sorted(months)
+
+
 def sql_path_list(paths: list[Path]) -> str:
     """Paths as a DuckDB list literal of quoted strings (a quote inside a name is doubled)."""
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"

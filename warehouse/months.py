@@ -2,7 +2,10 @@
 
 After the first issued month, closing M while M-1 is not issued is refused, naming
 M-1; a month before the first issued month cannot be closed at all. Re-closing an
-issued month is always allowed (it restates). The CLI asks before it starts a run
+issued month is always allowed (it restates). So that no landed month is
+stranded, the first close of a warehouse is refused when an earlier month has
+landed usage, unless the close says `--first-month` (tagged on its run and
+recorded in `audit.issued_months`). The CLI asks before it starts a run
 and the issuing asset asks again inside its transaction, so a run launched from
 the UI obeys the same rule.
 """
@@ -37,6 +40,23 @@ def order_problem(issued: list[date], month: date) -> str | None:
     if before not in issued:
         return f"{before:%Y-%m} is not issued: months are issued in order, close {before:%Y-%m} first"
     return None
+
+
+def first_month_problem(issued: list[date], month: date, landed: list[date], first_month: bool) -> str | None:
+    """Why `month` cannot be the warehouse's first issued month, or None (billing-rules §4).
+
+    `landed` are the months with landed usage. Once a month is issued, or when the close
+    says `--first-month`, there is nothing to refuse: the order rule above takes over.
+    """
+    if issued or first_month:
+        return None
+    earlier = [m for m in landed if m < month]
+    if not earlier:
+        return None
+    names = ", ".join(f"{m:%Y-%m}" for m in earlier)
+    return (f"this is the warehouse's first close and earlier usage has landed ({names}): "
+            f"close {earlier[0]:%Y-%m} first, or start billing at {month:%Y-%m} with --first-month "
+            f"(then {names} can never be closed)")
 
 
 def check_month_order(con: duckdb.DuckDBPyConnection, month: date) -> None:

@@ -173,6 +173,13 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
     detected_at      TIMESTAMP NOT NULL,
     run_id           VARCHAR NOT NULL
 );
+-- Columns added after the first release, so that a warehouse closed by an older billops opens.
+-- modified_ns: the file's mtime when last verified; a close stats every recorded file and hashes
+-- only one whose size or mtime moved (whole-ledger check, assets/ledger.py).
+ALTER TABLE audit.landed_files ADD COLUMN IF NOT EXISTS modified_ns BIGINT;
+-- The options a month was issued with (billing-rules §4, controls C12): a restatement runs with them.
+ALTER TABLE audit.issued_months ADD COLUMN IF NOT EXISTS allow_missing_days BOOLEAN DEFAULT false;
+ALTER TABLE audit.issued_months ADD COLUMN IF NOT EXISTS first_month BOOLEAN DEFAULT false;
 -- The work-item queue as BI reads it (landing contract). Its truth is the ops store; workitems/mirror.py
 -- replaces it whole with the same columns. Created here, empty, so that dbt (source queue.work_items:
 -- credit notes, extensions) can read it before the first mirror.

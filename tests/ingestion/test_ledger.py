@@ -7,6 +7,7 @@ and the asset fails (so the close does) until the original bytes are back.
 
 import hashlib
 import json
+import os
 from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
@@ -61,15 +62,53 @@ def test_vanished_usage_file_is_named_the_rest_loads_and_restoring_it_gives_the_
     assert usage_snapshot(golden) == first
 
 
-def test_a_vanished_file_of_another_month_fails_that_month_only(golden):
+def _september(golden) -> str:
     september = "usage/dt=2026-09-30/part-0.parquet"
     golden.write_usage(september, [usage_row("sep-1", start=datetime(2026, 9, 30, 5, tzinfo=timezone.utc))])
     assert materialize(golden, partition="2026-09-01").success
+    return september
+
+
+def test_a_vanished_file_of_another_month_fails_every_close_naming_it(golden):
+    september = _september(golden)
     (golden.landing / september).unlink()
-    assert materialize(golden).success  # October's folders are whole
+    result = materialize(golden)  # October's own folders are whole: the whole ledger is verified all the same
+    assert not result.success
+    assert f"{september}: recorded in the ledger (first seen " in failure_message(result)
+    assert "usage: 1 file(s) not loaded, the month is incomplete" in failure_message(result)
     result = materialize(golden, partition="2026-09-01")
     assert not result.success
     assert f"{september}: recorded in the ledger" in failure_message(result)
+
+
+def test_a_changed_file_of_another_month_fails_every_close_naming_it_even_at_the_same_size(golden):
+    september = _september(golden)
+    target = golden.landing / september
+    before = _sha(target)
+    held = target.read_bytes()
+    # Same size, other bytes: only the hash can tell (the mtime moved, so the close hashes it).
+    changed = bytearray(held)
+    index = held.index(b"sep-1")
+    changed[index:index + 5] = b"sep-2"
+    target.write_bytes(bytes(changed))
+    assert target.stat().st_size == len(held)
+    result = materialize(golden)
+    assert not result.success
+    assert (f"{september}: content changed since it first landed (sha256 {before[:12]}… now {_sha(target)[:12]}…)"
+            in failure_message(result))
+    target.write_bytes(held)  # the original bytes back (a new mtime): the ledger vouches for it again
+    assert materialize(golden).success
+
+
+def test_other_months_files_are_hashed_only_when_their_size_or_mtime_moved(golden):
+    september = _september(golden)
+    target = golden.landing / september
+    (recorded,), = golden.query("SELECT modified_ns FROM audit.landed_files WHERE path = ?", [september])
+    assert recorded == target.stat().st_mtime_ns
+    os.utime(target, ns=(recorded + 10**9, recorded + 10**9))  # touched, same bytes: hashed once, passes
+    assert materialize(golden).success
+    assert golden.query("SELECT modified_ns FROM audit.landed_files WHERE path = ?", [september]) == [
+        (recorded + 10**9,)]
 
 
 def _write_jsonl(ws, relative: str, records: list[dict]) -> None:

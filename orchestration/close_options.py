@@ -1,0 +1,39 @@
+"""The close's options, as the run tags every close carries (the command sets them; the UI can too).
+
+- `billops/allow_missing_days`: C12 lets the month issue with UTC days that have no usage file.
+- `billops/first_month`: the month may be the warehouse's first issued month although earlier
+  usage has landed (billing-rules §4; those earlier months can then never be closed).
+
+The issuing asset records both on `audit.issued_months`, so that a later restatement of the
+month runs with the allowances the month was issued with (a November issued with missing days
+is not failed by C12 when a December close restates it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
+FIRST_MONTH_TAG = "billops/first_month"
+
+
+@dataclass(frozen=True)
+class CloseOptions:
+    allow_missing_days: bool = False
+    first_month: bool = False
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> "CloseOptions":
+        def flag(name: str) -> bool:
+            return str(tags.get(name, "")).strip().lower() == "true"
+        return cls(allow_missing_days=flag(ALLOW_MISSING_DAYS_TAG), first_month=flag(FIRST_MONTH_TAG))
+
+    def tags(self) -> dict[str, str]:
+        return {tag: "true" for tag, on in ((ALLOW_MISSING_DAYS_TAG, self.allow_missing_days),
+                                            (FIRST_MONTH_TAG, self.first_month)) if on}
+
+    def describe(self) -> str:
+        named = [name for name, on in (("--allow-missing-days", self.allow_missing_days),
+                                       ("--first-month", self.first_month)) if on]
+        return " ".join(named) or "no options"
