@@ -7,7 +7,9 @@ fields, key, which version wins) plus its own rules (`Rule`).
 DuckDB reads the lines (`read_text` + `string_split ... WITH ORDINALITY`), no
 Python loop over lines: each non-blank line is a record numbered by its
 physical line from 1, and a line `json_valid` rejects is quarantined
-`bad_json` while the file's other lines load. A file DuckDB cannot read at all
+`bad_json` while the file's other lines load. A UTF-8 byte-order mark opening
+a file (Windows tools write one) is stripped from its first line only; anywhere
+else U+FEFF is data, and a line it breaks is `bad_json`. A file DuckDB cannot read at all
 (not UTF-8) fails loudly by name and is never half-loaded or ledgered.
 
 These files are small and not month-scoped, so every run reads every file of
@@ -78,7 +80,9 @@ def unknown_customer(column: str) -> Rule:
 def _lines_sql(landing: Path, files: list[Path]) -> str:
     if not files:
         return "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, NULL::VARCHAR AS line WHERE false"
-    return f"""SELECT substr(f.filename, {len(str(landing)) + 2}) AS source_file, l.n AS row_number, rtrim(l.line, chr(13)) AS line
+    # A UTF-8 byte-order mark (U+FEFF) opening a file is not part of its first record: strip it there only.
+    line = "CASE WHEN l.n = 1 AND starts_with(l.line, chr(65279)) THEN substr(l.line, 2) ELSE l.line END"
+    return f"""SELECT substr(f.filename, {len(str(landing)) + 2}) AS source_file, l.n AS row_number, rtrim({line}, chr(13)) AS line
   FROM read_text({sql_path_list(files)}) f, unnest(string_split(f.content, chr(10))) WITH ORDINALITY AS l(line, n)"""
 
 

@@ -234,3 +234,26 @@ def test_staging_converts_cents_to_decimal_dollars_and_unix_seconds_to_utc(golde
                      **{f"stg_payments__{t}.created_at": "TIMESTAMP" for t in ("charges", "refunds", "disputes")}}
     assert golden.query("SELECT ticket_id, channel, customer_id, tags, reply_time_business_minutes FROM staging.stg_support__tickets") == [
         (1, "chat", "c002", ["incorrect_invoice"], 7)]
+
+
+def test_a_file_opening_with_a_utf8_byte_order_mark_keeps_its_first_record(golden):
+    """Issue 14 item 9: the BOM that Windows tools put before a file's first line is not part of the record;
+    it is stripped there only (a U+FEFF opening any other line is still that line's data, and bad JSON)."""
+    bom = "\ufeff"
+    issued(golden, "BO-202609-000002")
+    (golden.landing / "tickets").mkdir(parents=True)
+    (golden.landing / "tickets/bom.jsonl").write_text(
+        bom + json.dumps(ticket(1)) + "\r\n" + json.dumps(ticket(2)) + "\r\n" + bom + json.dumps(ticket(3)) + "\r\n",
+        encoding="utf-8")
+    (golden.landing / "payments/charges").mkdir(parents=True)
+    (golden.landing / "payments/charges/bom.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + json.dumps(charge("ch_1")).encode() + b"\n" + json.dumps(charge("ch_2")).encode() + b"\n")
+    result = ingest(golden)
+    assert result.success
+    assert golden.query("SELECT id, row_number, subject FROM raw.tickets ORDER BY id") == [
+        (1, 1, "Invoice question"), (2, 2, "Invoice question")]
+    assert [(r[1], r[3], r[4]) for r in quarantined(golden, "tickets")] == [(3, "bad_json", "line 3 is not valid JSON")]
+    assert golden.query("SELECT id, row_number, amount FROM raw.charges ORDER BY id") == [("ch_1", 1, 1234), ("ch_2", 2, 1234)]
+    assert quarantined(golden, "charges") == []
+    assert loads(golden, "tickets") == {"tickets/bom.jsonl": (3, 2, 0, 1)}
+    assert loads(golden, "charges") == {"payments/charges/bom.jsonl": (2, 2, 0, 0)}
