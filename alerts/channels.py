@@ -41,7 +41,7 @@ class AlertConfig:
 
 
 def alert_config() -> AlertConfig:
-    """The one place the alert environment is read (controls.md, Alerting)."""
+    """The one place the alert environment is read (docs/contract/controls.md, Alerting)."""
     recipients = os.environ.get("BILLOPS_ALERT_EMAIL_TO", "")
     return AlertConfig(
         webhook_url=os.environ.get("BILLOPS_ALERT_WEBHOOK_URL") or None,

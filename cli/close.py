@@ -216,7 +216,7 @@ def _outcome(month: str, result, log_file: Path) -> CloseOutcome:
 
 
 def raise_work_items_after_close(settings: Settings) -> str:
-    """The close's last duty (landing-contract.md): raise the month's work items, mirror and publish them.
+    """The close's last duty (docs/contract/published-interface.md): raise the month's work items, mirror and publish them.
 
     The same tick the work-item sensor runs (idempotent through dedup keys), so a close
     leaves the queue ready even where no Dagster daemon runs (the demo, a cron job).

@@ -1,4 +1,4 @@
-"""billops: generate, simulate and close billing months (landing-contract.md, "Command line")."""
+"""billops: generate, simulate and close billing months (docs/contract/published-interface.md, "Command line")."""
 
 from __future__ import annotations
 
@@ -74,10 +74,10 @@ def generate(
     month: str = typer.Option(..., "--month", help="Month to generate, YYYY-MM.", callback=_check_month),
     customers: int = typer.Option(..., "--customers", min=1, help="Size of the customer base."),
     seed: int = typer.Option(..., "--seed", help="Same seed and customers continue the same business."),
-    anomalies: str = typer.Option("default", "--anomalies", help="default | all | none (synthetic-data.md)."),
+    anomalies: str = typer.Option("default", "--anomalies", help="default | all | none (docs/contract/synthetic-data.md)."),
     out: str = typer.Option(None, "--out", help="Landing zone to write; default BILLOPS_LANDING."),
 ) -> None:
-    """Write the reference files and MONTH's usage of a synthetic business (synthetic-data.md)."""
+    """Write the reference files and MONTH's usage of a synthetic business (docs/contract/synthetic-data.md)."""
     from pathlib import Path
 
     from synthetic.generate import generate as generate_month

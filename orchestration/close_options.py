@@ -2,7 +2,7 @@
 
 - `billops/allow_missing_days`: C12 lets the month issue with UTC days that have no usage file.
 - `billops/first_month`: the month may be the warehouse's first issued month although earlier
-  usage has landed (billing-rules §4; those earlier months can then never be closed).
+  usage has landed (docs/contract/billing-rules.md §4; those earlier months can then never be closed).
 
 The issuing asset records both on `audit.issued_months`, so that a later restatement of the
 month runs with the allowances the month was issued with (a November issued with missing days

@@ -1,4 +1,4 @@
-"""Sensors that alert the on-call engineer (controls.md, Alerting), running by default with the daemon.
+"""Sensors that alert the on-call engineer (docs/contract/controls.md, Alerting), running by default with the daemon.
 
 Plain sensors, not run-status sensors: a run-status sensor skips runs that ended
 before its first tick and advances its cursor even when its body raises. These

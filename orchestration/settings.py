@@ -1,6 +1,6 @@
 """Where billops reads and writes, and which environment it runs in, from the environment.
 
-Paths (landing-contract.md) are resolved to absolute ones against the directory
+Paths (docs/contract/published-interface.md) are resolved to absolute ones against the directory
 the command runs in, once, so that dbt (which runs in its own project directory)
 and Dagster see the same files. Nothing here writes to the environment.
 """

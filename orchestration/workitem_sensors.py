@@ -1,4 +1,4 @@
-"""The sensor that raises the billing team's work items (work-items.md) and closes them when refunds arrive.
+"""The sensor that raises the billing team's work items (docs/contract/work-items.md) and closes them when refunds arrive.
 
 Each tick: open the warehouse READ-ONLY (a close holding it means skip the tick,
 cursor untouched: the sensor never fights a close), read a watermark of what the

@@ -1,4 +1,4 @@
-"""The landing zone's layout (landing-contract.md, "Landing zone layout"), said once."""
+"""The landing zone's layout (docs/contract/inputs.md, "Landing zone layout"), said once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Months are issued in calendar order (billing-rules.md §4): credits carry from one month to the next.
+"""Months are issued in calendar order (docs/contract/billing-rules.md §4): credits carry from one month to the next.
 
 After the first issued month, closing M while M-1 is not issued is refused, naming
 M-1; a month before the first issued month cannot be closed at all. Re-closing an
@@ -43,7 +43,7 @@ def order_problem(issued: list[date], month: date) -> str | None:
 
 
 def first_month_problem(issued: list[date], month: date, landed: list[date], first_month: bool) -> str | None:
-    """Why `month` cannot be the warehouse's first issued month, or None (billing-rules §4).
+    """Why `month` cannot be the warehouse's first issued month, or None (docs/contract/billing-rules.md §4).
 
     `landed` are the months with landed usage. Once a month is issued, or when the close
     says `--first-month`, there is nothing to refuse: the order rule above takes over.

@@ -4,7 +4,7 @@
 - `audit.quarantine`, `audit.redeliveries`, `audit.file_loads`: what ingestion rejected, dropped as
   re-delivered, and read per file. The reason codes are the contract's fixed list, enforced here.
 - `audit.reference_snapshots`: the hash of every reference snapshot a close used.
-- `audit.issued_*`: the frozen, append-only copy of every issued month (billing-rules.md §6);
+- `audit.issued_*`: the frozen, append-only copy of every issued month (docs/contract/billing-rules.md §6);
   `audit.restatements`: differences found when an issued month is recomputed.
 - `marts.work_items`: created empty so dbt can read the queue before workitems/mirror.py first fills it.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import duckdb
 
-# landing-contract.md, audit.quarantine: the fixed reason codes (a new one needs a line in docs/decisions.md).
+# docs/contract/inputs.md, audit.quarantine: the fixed reason codes (a new one needs a line in docs/decisions.md).
 QUARANTINE_REASONS = (
     "bad_schema",
     "bad_json",
@@ -58,7 +58,7 @@ INVOICE_LINE_COLUMNS = """
     unit_price     DECIMAL(18,8),
     amount         DECIMAL(18,2) NOT NULL"""
 
-# marts.work_items (landing-contract.md): created empty here, replaced whole by workitems/mirror.py.
+# marts.work_items (docs/contract/published-interface.md): created empty here, replaced whole by workitems/mirror.py.
 WORK_ITEMS_COLUMNS = """
     work_item_id      VARCHAR NOT NULL PRIMARY KEY,
     kind              VARCHAR NOT NULL,
@@ -177,7 +177,7 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
 -- modified_ns: the file's mtime when last verified; a close stats every recorded file and hashes
 -- only one whose size or mtime moved (whole-ledger check, assets/ledger.py).
 ALTER TABLE audit.landed_files ADD COLUMN IF NOT EXISTS modified_ns BIGINT;
--- The options a month was issued with (billing-rules §4, controls C12): a restatement runs with them.
+-- The options a month was issued with (docs/contract/billing-rules.md §4, controls C12): a restatement runs with them.
 ALTER TABLE audit.issued_months ADD COLUMN IF NOT EXISTS allow_missing_days BOOLEAN DEFAULT false;
 ALTER TABLE audit.issued_months ADD COLUMN IF NOT EXISTS first_month BOOLEAN DEFAULT false;
 -- The work-item queue as BI reads it (landing contract). Its truth is the ops store; workitems/mirror.py
