@@ -1,1 +1,1 @@
-"""Data-quality checks and financial controls (controls.md), one module per domain."""
+"""Data-quality checks and financial controls (docs/contract/controls.md), one module per domain."""

@@ -1,4 +1,4 @@
-"""How a control reports (controls.md: numbers, not just pass/fail): one shape for every control.
+"""How a control reports (docs/contract/controls.md: numbers, not just pass/fail): one shape for every control.
 
 A control is a query for the rows it judged and a query for the offending ones;
 its result carries the same metadata keys on pass and on fail (rows checked,

@@ -1,4 +1,4 @@
-"""Financial controls on the month's draft invoices (controls.md C1, C3–C8 blocking, C11 warning).
+"""Financial controls on the month's draft invoices (docs/contract/controls.md C1, C3–C8 blocking, C11 warning).
 
 They are asset checks on the drafts that the issuing asset depends on, so a
 failed blocking control stops the month before anything is issued. Each reads
@@ -137,7 +137,7 @@ C7 = Control(
     ORDER BY 1, 2""",
 )
 
-# The jurisdiction rule (billing-rules.md §5) from the snapshots as landed, not from dbt's model.
+# The jurisdiction rule (docs/contract/billing-rules.md §5) from the snapshots as landed, not from dbt's model.
 C8 = Control(
     "C8_tax_applied", INVOICES,
     "Each invoice's tax rate, name and reverse charge follow the customer's jurisdiction row in effect on "
@@ -197,7 +197,7 @@ C2_SPEC = dg.AssetCheckSpec(
 @dg.multi_asset_check(
     specs=[c.spec(monthly_partitions) for c in DRAFT_CONTROLS] + [C2_SPEC],
     name="invoice_controls",
-    description="Financial controls on the month's drafts (controls.md); the blocking ones gate issuing.",
+    description="Financial controls on the month's drafts (docs/contract/controls.md); the blocking ones gate issuing.",
 )
 def invoice_controls(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Evaluate C1–C8 and C11 on the drafts, in one read-only connection."""

@@ -1,4 +1,4 @@
-"""Control C10 on the issued copy: an issued month is never rewritten (billing-rules.md §6).
+"""Control C10 on the issued copy: an issued month is never rewritten (docs/contract/billing-rules.md §6).
 
 When a month is issued, the issuing asset stores a sha256 of its invoices and
 lines as issued (`audit.issued_months.content_sha256`). Every later run of the

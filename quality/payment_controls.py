@@ -1,4 +1,4 @@
-"""Controls on money movement (controls.md P1–P4): warnings on the published payments marts.
+"""Controls on money movement (docs/contract/controls.md P1–P4): warnings on the published payments marts.
 
 They judge the books as the close states them: money moved before the end of the
 month being closed ($end, the same cut-off as marts.accounts_receivable's as_of),
@@ -6,7 +6,7 @@ whatever month it paid for. They never block (the month is issued already when
 the payments marts are published); a failure is a WARN check result with its
 numbers, which the warning-check alert sensor turns into one alert.
 
-Definitions (where controls.md leaves room):
+Definitions (where docs/contract/controls.md leaves room):
 - P1: a succeeded charge that is not the first succeeded one for its invoice
   (marts.charges.is_duplicate) fails while it is not refunded in full; refunding
   the duplicate (R2) settles it, so a remedied duplicate does not alert forever.
@@ -40,7 +40,7 @@ REFUNDS = dg.AssetKey(["marts", "refunds"])
 ACCOUNTS_RECEIVABLE = dg.AssetKey(["marts", "accounts_receivable"])
 
 TRAIL_TABLE = "work_item_trail"  # registered on the connection by register_approval_trail
-REFUND_APPROVAL_OVER = "100.00"  # controls.md P3, work-items.md: refunds over $100 need approval
+REFUND_APPROVAL_OVER = "100.00"  # docs/contract/controls.md P3, docs/contract/work-items.md: refunds over $100 need approval
 
 _REFUNDED_BEFORE_END = """
     SELECT charge_id, sum(amount) AS refunded FROM marts.refunds
@@ -188,7 +188,7 @@ def evaluate_payment_controls(con: duckdb.DuckDBPyConnection, params: dict, trai
 @dg.multi_asset_check(
     specs=[c.spec(monthly_partitions) for c in PAYMENT_CONTROLS],
     name="payment_controls",
-    description="Controls on money movement (controls.md P1–P4), warnings on the published payments marts.",
+    description="Controls on money movement (docs/contract/controls.md P1–P4), warnings on the published payments marts.",
 )
 def payment_controls_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Evaluate P1–P4 as of the end of the partition's month, the approval trail read from the queue."""

@@ -1,5 +1,5 @@
 """C13 reference data valid (blocking): every row of the four reference snapshots follows
-landing-contract.md, or the close fails naming the file, the row (from 1, header excluded) and
+docs/contract/inputs.md, or the close fails naming the file, the row (from 1, header excluded) and
 the rule, before dbt staging casts a single value and before usage is priced against it.
 
 raw.<name> holds each CSV as text (assets/reference.py), in file order: `rowid + 1` is the row.
@@ -70,7 +70,7 @@ FROM ranged s ORDER BY row"""
 
 
 def tiers_problem(model: str | None, tiers: str | None) -> str | None:
-    """Why a graduated row's tiers are not a usable tier list, or None. Usable (billing-rules.md §3): a
+    """Why a graduated row's tiers are not a usable tier list, or None. Usable (docs/contract/billing-rules.md §3): a
     non-empty JSON list of {"up_to", "unit_price"}, prices non-negative numbers, up_to ascending, only
     the last null (unbounded)."""
     if model != "graduated":
@@ -213,7 +213,7 @@ def judge(name: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
     specs=[
         dg.AssetCheckSpec(
             f"C13_{name}_valid", asset=dg.AssetKey(["raw", name]), blocking=True, partitions_def=monthly_partitions,
-            description=f"C13 reference data valid: every row of reference/{name}.csv follows landing-contract.md "
+            description=f"C13 reference data valid: every row of reference/{name}.csv follows docs/contract/inputs.md "
                         "(parseable values, known model, no overlapping effective ranges, valid tiers); "
                         "a failure names the file, the row (from 1) and the rule, and blocks the month.",
         )

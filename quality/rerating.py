@@ -1,4 +1,4 @@
-"""Control C2: a second implementation of billing-rules.md, in Python, re-rates the month and must
+"""Control C2: a second implementation of docs/contract/billing-rules.md, in Python, re-rates the month and must
 agree with every draft invoice and line to the cent.
 
 `rerate_month` is pure (Arrow and text in, Arrow out) and shares no code with the dbt models;
@@ -23,7 +23,7 @@ from quality import rerating_rules as rules
 from quality.rerating_rules import CENTS, MODELS, QTY, decimals, half_up, rows_of, text, unscaled
 
 C2_CHECK_NAME = "C2_independent_rerating"
-C2_DESCRIPTION = "C2: a second implementation of billing-rules.md (Python) agrees with every draft invoice and line to the cent"
+C2_DESCRIPTION = "C2: a second implementation of docs/contract/billing-rules.md (Python) agrees with every draft invoice and line to the cent"
 
 # Accepted usage per (customer, resource, SKU, UTC day), aggregated by ingestion with a plain
 # GROUP BY over the accepted records (assets/usage.py), not by the dbt models C2 judges.
@@ -186,7 +186,7 @@ def _taxes(customer_ids: list[str], customers, tax_rates, issue_date: date) -> t
 
 def rerate_month(usage_daily: pa.Table, customers, price_book, tax_rates, credit_grants,
                  openings: Mapping[str, Decimal], month: date) -> tuple[pa.Table, pa.Table]:
-    """Rate one month from scratch (billing-rules.md §1-§6) → (invoices, lines), columns of marts.invoices
+    """Rate one month from scratch (docs/contract/billing-rules.md §1-§6) → (invoices, lines), columns of marts.invoices
     (status 'draft') and marts.invoice_lines.
 
     usage_daily: customer_id, resource_id, sku, usage_date (date), quantity (decimal), last_start_time
@@ -237,7 +237,7 @@ def rerate_month(usage_daily: pa.Table, customers, price_book, tax_rates, credit
 
 
 def load_openings(con: duckdb.DuckDBPyConnection, month: date) -> dict[str, Decimal]:
-    """Each grant's closing balance in its latest issued month before `month` (billing-rules §4)."""
+    """Each grant's closing balance in its latest issued month before `month` (docs/contract/billing-rules.md §4)."""
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' "
                          "AND table_name = 'issued_credit_ledger'").fetchall()[0][0]
     if not exists:

@@ -1,4 +1,4 @@
-"""billing-rules.md §1-§6 a second time, in Python, for control C2 (quality/rerating.py).
+"""docs/contract/billing-rules.md §1-§6 a second time, in Python, for control C2 (quality/rerating.py).
 
 Written from the spec, not from the dbt models, so that a mistake in one shows
 up as a difference against the other. Money and quantities are exact integers
@@ -9,7 +9,7 @@ in numpy object arrays, so nothing overflows. The ~10M usage-daily rows at
 row, per credit grant and per tax jurisdiction, never per usage row.
 
 Reference arguments are the snapshots as landed: a pyarrow Table or a list of
-dicts, every value text (empty = none), columns as in landing-contract.md.
+dicts, every value text (empty = none), columns as in docs/contract/inputs.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-QTY = 10**6     # quantities keep 6 decimals (billing-rules §1)
+QTY = 10**6     # quantities keep 6 decimals (docs/contract/billing-rules.md §1)
 PRICE = 10**8   # unit prices keep 8
 CENTS = 10**2
 MODELS = ("hourly_capped", "unit", "transfer", "graduated", "flat_monthly")
@@ -46,7 +46,7 @@ def scaled(value, scale: int, what: str) -> int | None:
         return None
     exact = Decimal(text(value)) * scale
     if exact != exact.to_integral_value():
-        raise ValueError(f"{what} {value!r} has more decimals than billing-rules.md §1 allows")
+        raise ValueError(f"{what} {value!r} has more decimals than docs/contract/billing-rules.md §1 allows")
     return int(exact)
 
 
