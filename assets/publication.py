@@ -3,6 +3,9 @@
 It depends on every asset of the `marts` dbt group, so it runs after the marts are
 rebuilt on the issued copy, and it is partitioned like the close so it is part of
 every month's run. The queue CLI publishes through `warehouse.published.publish`.
+
+Before copying, it creates `marts.alerts` (empty) when the alert sensor has not yet
+mirrored any alert, so BI finds every mart of the contract from the first close on.
 """
 
 
@@ -10,7 +13,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
+from alerts.mirror import create_alerts_table_if_missing
 from assets.dbt import published_marts
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
@@ -25,13 +30,25 @@ def published_dir() -> Path:
     return absolute(setting("BILLOPS_PUBLISHED"))
 
 
+def _create_alerts_table(warehouse: WarehouseResource) -> None:
+    """marts.alerts in the warehouse, empty if missing; WarehouseBusy while a queue mirror holds the file."""
+    try:
+        with warehouse.connect() as con:
+            create_alerts_table_if_missing(con)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseBusy(str(exc)) from exc
+        raise
+
+
 @dg.asset(
     key=["published", "marts"],
     group_name="publication",
     deps=sorted(published_marts.keys, key=lambda k: k.to_user_string()),
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(1),
-    description="The marts copied for BI: BILLOPS_PUBLISHED/marts.duckdb and parquet/<table>/, swapped in atomically.",
+    description="The marts copied for BI: BILLOPS_PUBLISHED/billops.duckdb (read-only, schema marts) and "
+                "parquet/<table>/, swapped in atomically; marts.alerts created empty if the sensor has not yet.",
 )
 def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Copy every mart out of the warehouse once the close has published them (see module docstring)."""
@@ -39,6 +56,7 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
+            _create_alerts_table(warehouse)
             rows = publish_now(warehouse.warehouse_path, published)
             break
         except WarehouseBusy:  # a queue mirror holds the warehouse for a moment

@@ -94,9 +94,9 @@ def _month_state(con: duckdb.DuckDBPyConnection, invoices: str, lines: str) -> t
 
 
 def read_published_duckdb(published: Path) -> tuple:
-    con = duckdb.connect(str(published / "marts.duckdb"), read_only=True)
+    con = duckdb.connect(str(published / "billops.duckdb"), read_only=True)
     try:
-        return _month_state(con, "marts.marts.invoices", "marts.marts.invoice_lines")
+        return _month_state(con, "marts.invoices", "marts.invoice_lines")
     finally:
         con.close()
 

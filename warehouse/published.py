@@ -1,4 +1,4 @@
-"""The published copy for BI (BILLOPS_PUBLISHED): marts.duckdb and Parquet, swapped in whole.
+"""The published copy for BI (BILLOPS_PUBLISHED): billops.duckdb and Parquet, swapped in whole.
 
 Kept free of Dagster and dbt (duckdb only) because `billops workitems approve|decline`
 publishes after every queue change and must stay a quick command; the close's asset
@@ -10,10 +10,16 @@ So after every close (the `published/marts` asset) and every queue change
 (`publish`, called by `billops workitems approve|decline`), every relation of the
 warehouse's `marts` schema is copied out as TABLEs into a different file:
 
-- `marts.duckdb` (schema `marts`): built as a temp file beside it, checkpointed,
-  fsynced, then `os.replace`d onto the name. A rename is atomic on one filesystem: a
-  reader opening the name gets the whole old file or the whole new one, and a reader
-  that already has the old one open keeps reading its (unlinked) inode undisturbed.
+- `billops.duckdb` (schema `marts`): built as a temp file beside it, checkpointed,
+  made read-only (0444: BI reads it, nothing but the next publication replaces it),
+  fsynced, then `os.replace`d onto the name. A rename is atomic on one filesystem and
+  needs only the folder to be writable, not the file: a reader opening the name gets
+  the whole old file or the whole new one, and a reader that already has the old one
+  open keeps reading its (unlinked) inode undisturbed. The file is not named after its
+  schema: opened directly, a file `marts.duckdb` is catalog `marts` too, and DuckDB
+  refuses `marts.invoices` as ambiguous (decisions #49). A `marts.duckdb` left by an
+  older billops is deleted by the next publication, so no BI tool keeps reading a copy
+  that has stopped changing.
 - `parquet/<table>/`: each mart, Hive-partitioned by `billing_month` (or `month`)
   when it has such a column, else one `<table>.parquet`. A publication writes a new
   folder `parquet.<version>/` and flips the symlink `parquet` onto it (a temp symlink
@@ -38,7 +44,9 @@ from typing import Iterator
 
 import duckdb
 
-DUCKDB_FILE = "marts.duckdb"
+DUCKDB_FILE = "billops.duckdb"
+STALE_FILES = ("marts.duckdb", "marts.duckdb.wal")  # the copy's name before decisions #49
+READ_ONLY_MODE = 0o444
 PARQUET_LINK = "parquet"
 MONTH_COLUMNS = ("billing_month", "month")  # the first one a mart has partitions its Parquet
 
@@ -75,7 +83,7 @@ def _one_publisher(published: Path) -> Iterator[None]:
 
 
 def _qualified_marts(con: duckdb.DuckDBPyConnection) -> str:
-    """`"<catalog>".marts`: a file named marts.duckdb is catalog `marts`, so a bare `marts.x` is ambiguous."""
+    """`"<catalog>".marts`, whatever the file's stem (a temp file's catalog is not `billops`)."""
     catalog = con.execute("SELECT current_database()").fetchone()[0]
     return '"' + catalog.replace('"', '""') + '".marts'
 
@@ -156,10 +164,17 @@ def _swap_parquet(published: Path, version_dir: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _remove_leftovers(published: Path) -> None:
+    """Delete the temp files of a killed publisher (safe: called under the publish lock)."""
+    for leftover in [*published.glob(".*.duckdb.v*.tmp*"), *published.glob(f".{PARQUET_LINK}.*.link")]:
+        leftover.unlink(missing_ok=True)
+
+
 def publish_now(warehouse_path: str | Path, published: str | Path) -> dict[str, int]:
     """Copy the marts out and swap both copies in; rows per table. Raises WarehouseBusy when locked."""
     warehouse, published = Path(warehouse_path), Path(published)
     with _one_publisher(published):
+        _remove_leftovers(published)
         version = f"v{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
         temp_db = published / f".{DUCKDB_FILE}.{version}.tmp"
         version_dir = published / f"{PARQUET_LINK}.{version}"
@@ -167,9 +182,12 @@ def publish_now(warehouse_path: str | Path, published: str | Path) -> dict[str, 
             rows = _copy_marts(warehouse, temp_db)
             _write_parquet(temp_db, version_dir)
             _fsync_tree(version_dir)
+            os.chmod(temp_db, READ_ONLY_MODE)
             _fsync(temp_db)
             os.replace(temp_db, published / DUCKDB_FILE)
             _swap_parquet(published, version_dir)
+            for stale in STALE_FILES:  # only once the new name holds a whole copy
+                (published / stale).unlink(missing_ok=True)
         except BaseException:
             temp_db.unlink(missing_ok=True)
             Path(f"{temp_db}.wal").unlink(missing_ok=True)

@@ -7,7 +7,9 @@ copied and how; one test reads what BI readers saw while the session's November
 
 from __future__ import annotations
 
+import csv
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import GOLDEN
 from tests.golden_november import NOVEMBER_CUSTOMERS, read_published_duckdb, read_published_parquet
 from warehouse.published import publish, publish_now
 
@@ -45,7 +48,7 @@ def crafted(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def read_duckdb(published: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(published / "marts.duckdb"), read_only=True)
+    con = duckdb.connect(str(published / "billops.duckdb"), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -61,7 +64,7 @@ def test_every_mart_is_copied_as_a_table_with_parquet_partitioned_by_its_month(c
                                   "WHERE table_schema = 'marts' ORDER BY 1") == [
         ("invoice_months", "BASE TABLE"), ("invoices", "BASE TABLE"), ("kpi_team_daily", "BASE TABLE"), ("restatements", "BASE TABLE"),
         ("work_items", "BASE TABLE")]
-    assert read_duckdb(published, "SELECT invoice_number, total FROM marts.marts.invoices ORDER BY 1") == [
+    assert read_duckdb(published, "SELECT invoice_number, total FROM marts.invoices ORDER BY 1") == [
         ("INV-1", Decimal("10.10")), ("INV-2", Decimal("20.20")), ("INV-3", Decimal("0.01"))]
 
     parquet = published / "parquet"
@@ -95,10 +98,77 @@ def test_a_new_publication_replaces_both_copies_and_keeps_only_the_version_it_re
     third = os.readlink(published / "parquet")
     assert len({first, second, third}) == 3
     # the version just replaced stays for a read in flight; older ones are gone; no temp file is left
-    assert sorted(p.name for p in published.iterdir()) == sorted([".publish.lock", "marts.duckdb", "parquet",
+    assert sorted(p.name for p in published.iterdir()) == sorted([".publish.lock", "billops.duckdb", "parquet",
                                                                   second, third])
-    assert read_duckdb(published, "SELECT count(*) FROM marts.marts.invoices") == [(4,)]
+    assert read_duckdb(published, "SELECT count(*) FROM marts.invoices") == [(4,)]
     assert (published / "parquet" / "invoices" / "billing_month=2026-11-01").is_dir()
+
+
+ALERT_COLUMNS = [("alert_id", "VARCHAR"), ("dedup_key", "VARCHAR"), ("kind", "VARCHAR"), ("billing_month", "DATE"),
+                 ("run_id", "VARCHAR"), ("text", "VARCHAR"), ("channels", "VARCHAR"), ("created_at", "TIMESTAMP"),
+                 ("sent_at", "TIMESTAMP"), ("attempts", "INTEGER"), ("last_error", "VARCHAR")]
+
+
+def test_the_copy_is_billops_duckdb_where_marts_invoices_resolves_and_the_file_is_read_only(crafted):
+    warehouse, published = crafted
+    publish_now(warehouse, published)
+    path = published / "billops.duckdb"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    # opened directly, as BI tools open it: catalog `billops`, so `marts.invoices` is the schema's table
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT current_database()").fetchone() == ("billops",)
+    assert con.execute("SELECT count(*), sum(total) FROM marts.invoices").fetchone() == (3, Decimal("30.31"))
+    con.close()
+    con = duckdb.connect()  # attached read-only, as a notebook or the duckdb CLI's ATTACH does
+    con.execute(f"ATTACH '{path}' (READ_ONLY)")
+    con.execute("USE billops")
+    assert con.execute("SELECT count(*) FROM marts.invoices").fetchone() == (3,)
+    con.close()
+    if os.geteuid() != 0:  # root ignores mode bits: there the mode above is the assertion
+        with pytest.raises(PermissionError):
+            path.open("r+b")
+        with pytest.raises(duckdb.IOException, match="Permission denied"):
+            duckdb.connect(str(path))
+    assert not (published / "marts.duckdb").exists()
+
+
+def test_a_reader_holding_the_old_copy_keeps_reading_it_while_the_read_only_file_is_replaced(crafted):
+    warehouse, published = crafted
+    publish_now(warehouse, published)
+    path = published / "billops.duckdb"
+    first_inode = path.stat().st_ino
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        assert reader.execute("SELECT count(*) FROM marts.invoices").fetchone() == (3,)
+        con = duckdb.connect(str(warehouse))
+        con.execute("INSERT INTO audit.issued VALUES ('INV-4', DATE '2026-11-01', 5.00)")
+        con.execute("UPDATE marts.work_items SET amount = 99.99")
+        con.close()
+        publish_now(warehouse, published)  # os.replace over a 0444 file: only the folder must be writable
+        assert path.stat().st_ino != first_inode and stat.S_IMODE(path.stat().st_mode) == 0o444
+        # the old reader still reads its (now unlinked) file, a table it had not touched yet included
+        assert reader.execute("SELECT count(*), sum(total) FROM marts.invoices").fetchone() == (3, Decimal("30.31"))
+        assert reader.execute("SELECT work_item_id, amount FROM marts.work_items").fetchall() == [
+            ("WI-000001", Decimal("12.34"))]
+    finally:
+        reader.close()
+    assert read_duckdb(published, "SELECT count(*), sum(total) FROM marts.invoices") == [(4, Decimal("35.31"))]
+    assert read_duckdb(published, "SELECT amount FROM marts.work_items") == [(Decimal("99.99"),)]
+
+
+def test_the_next_publication_deletes_the_old_marts_duckdb_and_what_a_killed_publisher_left(crafted):
+    warehouse, published = crafted
+    published.mkdir()
+    old = duckdb.connect(str(published / "marts.duckdb"))  # as an older billops published it
+    old.execute("CREATE SCHEMA marts; CREATE TABLE marts.marts.invoices AS SELECT 'INV-OLD' AS invoice_number")
+    old.close()
+    (published / ".billops.duckdb.v20261201T000000000000-abcdef.tmp").write_bytes(b"half a copy")
+    (published / ".marts.duckdb.v20261101T000000000000-012345.tmp.wal").write_bytes(b"half a wal")
+    publish_now(warehouse, published)
+    assert sorted(p.name for p in published.iterdir() if not p.name.startswith("parquet.v")) == [
+        ".publish.lock", "billops.duckdb", "parquet"]
+    assert read_duckdb(published, "SELECT invoice_number FROM marts.invoices ORDER BY 1") == [
+        ("INV-1",), ("INV-2",), ("INV-3",)]
 
 
 def test_publish_gives_up_at_once_while_another_process_writes_the_warehouse(crafted):
@@ -123,6 +193,29 @@ def test_publish_gives_up_at_once_while_another_process_writes_the_warehouse(cra
 
 
 # --- readers during a real close ----------------------------------------------------------------
+
+
+def test_the_first_close_publishes_billops_duckdb_with_every_issued_invoice_and_an_empty_marts_alerts(closed_golden):
+    """The golden October, the warehouse's first completed close (no alert sensor ran): BI opens the copy
+    directly and finds every issued invoice under `marts.invoices`, and `marts.alerts` with its columns."""
+    assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
+    with (GOLDEN / "expected" / "invoices.csv").open() as f:
+        expected = list(csv.DictReader(f))
+    path = closed_golden.ws.root / "data" / "published" / "billops.duckdb"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert not (path.parent / "marts.duckdb").exists()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.execute("SELECT count(*), sum(total) FROM marts.invoices").fetchone() == (
+            len(expected), sum(Decimal(r["total"]) for r in expected))
+        assert con.execute("SELECT count(*) FROM marts.alerts").fetchone() == (0,)
+        assert con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_schema = 'marts' AND table_name = 'alerts' ORDER BY ordinal_position"
+                           ).fetchall() == ALERT_COLUMNS
+    finally:
+        con.close()
+    assert closed_golden.ws.query("SELECT count(*) FROM audit.issued_invoices") == [(len(expected),)]
+    assert closed_golden.ws.query("SELECT count(*) FROM marts.alerts") == [(0,)]
 
 
 def test_readers_see_one_whole_month_state_in_every_read_while_a_close_runs(closed_november):
