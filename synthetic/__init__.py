@@ -1,4 +1,4 @@
-"""Synthetic landing data for billops (see shared spec synthetic-data.md)."""
+"""Synthetic landing data for billops (see docs/contract/synthetic-data.md)."""
 from synthetic.generate import generate
 
 __all__ = ["generate"]

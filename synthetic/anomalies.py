@@ -1,4 +1,4 @@
-"""Usage anomalies: which days get them, and bad rows derived from valid ones (synthetic-data.md).
+"""Usage anomalies: which days get them, and bad rows derived from valid ones (docs/contract/synthetic-data.md).
 
 A month gets one day with a re-delivered file (about REDELIVERY_SHARE of the
 month's rows, copied from that day's file), two days whose file is delivered

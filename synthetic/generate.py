@@ -2,8 +2,8 @@
 
 Writes, for one month, the reference snapshots (as they stand at the end of the
 month), the month's usage Parquet files and the generator's lines of the
-ground-truth manifest, following ``landing-contract.md`` and
-``synthetic-data.md``. Where things come from:
+ground-truth manifest, following ``docs/contract/inputs.md`` and
+``docs/contract/synthetic-data.md``. Where things come from:
 
 * ``catalogue.py`` — SKUs, list prices, the price book's history;
 * ``customers.py``, ``resources.py`` — the business, from ``(seed, customers)``

@@ -1,4 +1,4 @@
-"""The ground-truth manifest `_truth/anomalies.jsonl` (synthetic-data.md).
+"""The ground-truth manifest `_truth/anomalies.jsonl` (docs/contract/synthetic-data.md).
 
 Each step (`generate`, `simulate`) owns its lines for a month: writing them
 again replaces exactly those and keeps every other line, so re-running a step

@@ -1,6 +1,6 @@
 """The landed ``reference/price_book.csv``: write it, and correct one SKU's price for one month.
 
-A true over-billing claim needs a cause upstream (synthetic-data.md):
+A true over-billing claim needs a cause upstream (docs/contract/synthetic-data.md):
 ``simulate`` lowers one hourly SKU's price for the previous month
 (``correct_price``), and ``generate``, which rewrites the price book as it stands
 at the end of each month, applies every correction recorded in the manifest

@@ -1,4 +1,4 @@
-"""The four reference CSVs as they stand at the end of a month (landing-contract.md, "Reference files")."""
+"""The four reference CSVs as they stand at the end of a month (docs/contract/inputs.md, "Reference files")."""
 from __future__ import annotations
 
 import pathlib

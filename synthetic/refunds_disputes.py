@@ -73,7 +73,7 @@ def dispute_lines(rng: np.random.Generator, invoices: IssuedInvoices, charges: C
     return lines, lost
 
 
-# --- The payment processor executes the refunds the billing team approved (work-items.md, the loop) ---
+# --- The payment processor executes the refunds the billing team approved (docs/contract/work-items.md, the loop) ---
 
 def approved_refund_items(warehouse: pathlib.Path) -> list[dict]:
     """Refund work items approved in the queue (BILLOPS_QUEUE_URL, else ops.sqlite beside the warehouse).

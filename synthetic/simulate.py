@@ -3,7 +3,7 @@
 Plays Stripe and Zendesk during month M, answering the invoices issued on the
 1st of M (``marts.invoices`` rows with billing_month = M-1, read from the
 warehouse opened read-only), and writes into the landing zone
-(``synthetic-data.md``, ``landing-contract.md`` "Tickets" and "Payments"):
+(``docs/contract/synthetic-data.md``, ``docs/contract/inputs.md`` "Tickets" and "Payments"):
 
 * ``payments/charges/charges-M.jsonl`` — ``charges.py``: one charge per payable
   invoice (total > 0, payment method card or paypal); some fail (half retried

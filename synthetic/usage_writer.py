@@ -2,7 +2,7 @@
 
 Expansion is numpy only (no Python loop over rows), in chunks of about
 CHUNK_ROWS rows, each written by a background thread as one row group, so memory
-stays bounded at any scale (synthetic-data.md, "Scale").
+stays bounded at any scale (docs/contract/synthetic-data.md, "Scale").
 """
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The billing team's work-item queue (work-items.md)."""
+"""The billing team's work-item queue (docs/contract/work-items.md)."""

@@ -1,4 +1,4 @@
-"""`billops workitems list|show|approve|decline`: the billing team's queue (work-items.md).
+"""`billops workitems list|show|approve|decline`: the billing team's queue (docs/contract/work-items.md).
 
 Exit codes follow `billops close`: 0 done, 1 a refused change or an unknown item (the message
 says why), 2 a usage error. Imports stay cheap (typer only) because cli/main.py loads this

@@ -1,4 +1,4 @@
-"""Payment-extension eligibility, rule E1 of work-items.md, said once.
+"""Payment-extension eligibility, rule E1 of docs/contract/work-items.md, said once.
 
 A customer whose charge for an invoice failed (and was not followed by a
 succeeded one) may get more time. The extension is *proposed* when all four
@@ -20,7 +20,7 @@ reason                             fails when
                                    ($5,000.00 passes, $5,000.01 fails)
 =================================  ===============================================
 
-Proposed due date: ``due_date + 14 days`` (work-items.md: "proposed_due_date =
+Proposed due date: ``due_date + 14 days`` (docs/contract/work-items.md: "proposed_due_date =
 due_date + 14 days").
 
 The simulator (``synthetic/manifest.py``) imports this module to say which of

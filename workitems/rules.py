@@ -1,4 +1,4 @@
-"""Rules R1, R2, R3 and E1 of work-items.md: what the queue should hold, proposed from the warehouse.
+"""Rules R1, R2, R3 and E1 of docs/contract/work-items.md: what the queue should hold, proposed from the warehouse.
 
 Set-based SQL on a read-only DuckDB connection; the only Python per row is
 E1's eligibility (``workitems.eligibility.assess``, the rule said once, which the
@@ -19,7 +19,7 @@ the queue knows what the warehouse does not:
 * E1's "no extension in the last 180 days" reads the extensions approved or
   done in the queue (granted at ``coalesce(decided_at, created_at)``, as the
   simulator reads ``marts.work_items``);
-* approved credit notes lower what an invoice asks for (billing-rules.md §7).
+* approved credit notes lower what an invoice asks for (docs/contract/billing-rules.md §7).
 """
 
 from __future__ import annotations

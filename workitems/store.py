@@ -1,4 +1,4 @@
-"""The work-item queue in the operational store (work-items.md): raise, decide, close, audit.
+"""The work-item queue in the operational store (docs/contract/work-items.md): raise, decide, close, audit.
 
 The queue lives in `warehouse.ops_store` (SQLite in WAL mode by default, any
 SQLAlchemy URL in BILLOPS_QUEUE_URL) and not in DuckDB, because a close holds
@@ -60,7 +60,7 @@ def os_actor() -> str:
 
 def dedup_key_for(kind: str, rule: str, invoice_number: str | None, charge_id: str | None = None,
                   ticket_id: str | None = None) -> str:
-    """work-items.md: kind + rule + invoice + charge or ticket."""
+    """docs/contract/work-items.md: kind + rule + invoice + charge or ticket."""
     return ":".join([kind, rule, invoice_number or "-", charge_id or ticket_id or "-"])
 
 

@@ -1,4 +1,4 @@
-"""The queue's vocabulary and tables in the operational store (work-items.md, `marts.work_items`).
+"""The queue's vocabulary and tables in the operational store (docs/contract/work-items.md, `marts.work_items`).
 
 `queue_engine` opens the store (warehouse.ops_store: SQLite in WAL mode by default, any
 SQLAlchemy URL in BILLOPS_QUEUE_URL) with these tables created; workitems/store.py holds
@@ -18,7 +18,7 @@ KINDS = ("refund", "credit_note", "payment_extension")
 RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_extension": ("E1",)}
 STATUSES = ("open", "approved", "declined", "done")
 DECIDED = ("approved", "declined", "done")
-APPROVAL_THRESHOLD = Decimal("100.00")  # work-items.md: refunds and credit notes over $100 need four eyes
+APPROVAL_THRESHOLD = Decimal("100.00")  # docs/contract/work-items.md: refunds and credit notes over $100 need four eyes
 
 # marts.work_items, in the landing contract's order.
 COLUMNS = (

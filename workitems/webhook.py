@@ -1,4 +1,4 @@
-"""The optional webhook per new work item (BILLOPS_WORKITEM_WEBHOOK_URL, work-items.md).
+"""The optional webhook per new work item (BILLOPS_WORKITEM_WEBHOOK_URL, docs/contract/work-items.md).
 
 Posted after the items are committed, one POST per new item, and the outcome goes into the
 item's audit trail (`webhook_sent` / `webhook_failed`): a failing webhook never loses an item.
