@@ -6,7 +6,7 @@ otherwise). For a month not issued yet it appends the drafts to
 in one transaction, with a content hash that C10 re-checks. For an issued month
 (a re-close) it never touches those rows: it compares the recomputation with
 what was issued and appends one `audit.restatements` row per customer whose
-total differs, with its cause (billing-rules.md §6) — nothing when nothing changed.
+total differs, with its cause (docs/contract/billing-rules.md §6) — nothing when nothing changed.
 """
 
 

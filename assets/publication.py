@@ -26,7 +26,7 @@ LOCK_WAIT_SECONDS = 60  # how long the close waits for a queue mirror (a second 
 
 
 def published_dir() -> Path:
-    """BILLOPS_PUBLISHED resolved against the working directory (landing-contract.md)."""
+    """BILLOPS_PUBLISHED resolved against the working directory (docs/contract/published-interface.md)."""
     return absolute(setting("BILLOPS_PUBLISHED"))
 
 

@@ -1,7 +1,7 @@
 """Support tickets: every tickets/*.jsonl → raw.tickets, the newest version of each ticket.
 
 Zendesk sends a ticket again each time it changes, so the newest `updated_at`
-wins (landing-contract.md, Tickets). Older versions are not errors: they are
+wins (docs/contract/inputs.md, Tickets). Older versions are not errors: they are
 recorded in `audit.redeliveries` (source 'tickets'), where `first_file` and
 `first_row_number` name the version that stands. Two versions with the same
 `updated_at` and different content cannot be ordered: the later line is

@@ -5,7 +5,7 @@ skeleton (`assets/ingestion.py`): a truncated, changed or vanished file of the
 month's folders is named and the close fails once the rest has loaded. What is
 usage's own lives here: the footer probe, the typed view and the flagging pass.
 
-The hot path stays near the Parquet (architecture.md): rows are never copied
+The hot path stays near the Parquet (docs/performance.md): rows are never copied
 into DuckDB. `raw.usage_month_typed` is a typed view over the month's readable
 files (one read_parquet per kind of `quantity` storage, so a DECIMAL file never
 passes through a double); this asset settles which of its rows are rejected
