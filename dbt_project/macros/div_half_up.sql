@@ -1,6 +1,6 @@
 {#-
   Exact decimal division rounded half up to `scale` places, for non-negative
-  operands. DuckDB divides DECIMALs in DOUBLE, which billing-rules.md §1 forbids,
+  operands. DuckDB divides DECIMALs in DOUBLE, which docs/contract/billing-rules.md §1 forbids,
   so both sides are scaled to integers (10 decimal places, enough for every
   input: prices keep 8, quantities 6) and divided as HUGEINT:
   round_half_up(n / d) = (2·n·10^scale + d) // (2·d).

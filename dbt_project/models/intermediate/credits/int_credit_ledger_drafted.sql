@@ -1,4 +1,4 @@
--- Credit balances per grant for the month being closed (billing-rules.md §4). A grant opens
+-- Credit balances per grant for the month being closed (docs/contract/billing-rules.md §4). A grant opens
 -- with its closing balance of the latest earlier ISSUED month (audit.issued_credit_ledger),
 -- or its full amount the first time. Because only issued months feed it and months are
 -- issued in order, closing months out of order can never spend a credit twice, and

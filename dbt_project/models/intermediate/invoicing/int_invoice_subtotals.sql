@@ -1,5 +1,5 @@
 -- One invoice per customer with at least one line; numbers run from 000001 in
--- ascending customer_id order (gapless and reproducible, billing-rules.md §6).
+-- ascending customer_id order (gapless and reproducible, docs/contract/billing-rules.md §6).
 select
     customer_id,
     sum(amount) as subtotal,

@@ -1,4 +1,4 @@
--- The tax rule per invoiced customer (billing-rules.md §5): the rate row for the
+-- The tax rule per invoiced customer (docs/contract/billing-rules.md §5): the rate row for the
 -- customer's country and region (a region row wins over the country row) in effect on
 -- the issue date; reverse charge (rate 0) where the row allows it and the customer has a tax id.
 with candidates as (

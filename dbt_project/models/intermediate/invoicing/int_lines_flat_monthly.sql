@@ -1,4 +1,4 @@
--- flat_monthly (billing-rules.md §3): round(price · active days / days in month, 2),
+-- flat_monthly (docs/contract/billing-rules.md §3): round(price · active days / days in month, 2),
 -- active days = distinct UTC dates with a record, at the month-end row's price.
 with used as (
     select customer_id, sku, count(distinct usage_date) as active_days

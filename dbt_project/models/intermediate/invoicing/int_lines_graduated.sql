@@ -1,4 +1,4 @@
--- graduated (billing-rules.md §3): the month's quantity per customer and SKU split across
+-- graduated (docs/contract/billing-rules.md §3): the month's quantity per customer and SKU split across
 -- the month-end row's tiers; each tier bills the units inside it. unit_price is null.
 with used as (
     select customer_id, sku, sum(quantity) as quantity

@@ -1,4 +1,4 @@
--- hourly_capped (billing-rules.md §3): per resource, min(round(Σ quantity·price, 2), cap),
+-- hourly_capped (docs/contract/billing-rules.md §3): per resource, min(round(Σ quantity·price, 2), cap),
 -- the cap and the displayed hourly price taken from the row at the resource's last record.
 select
     customer_id,

@@ -1,4 +1,4 @@
--- transfer (billing-rules.md §3): one account-level line per customer and transfer SKU, even
+-- transfer (docs/contract/billing-rules.md §3): one account-level line per customer and transfer SKU, even
 -- at 0. The customer's one pool is drawn by its transfer SKUs in `sku` order: each SKU sees
 -- what the SKUs before it left. quantity = overage, priced at the month-end row.
 with used as (

@@ -1,4 +1,4 @@
--- unit (billing-rules.md §3): per resource, round(Σ quantity·price, 2); the price shown
+-- unit (docs/contract/billing-rules.md §3): per resource, round(Σ quantity·price, 2); the price shown
 -- is the row in effect at the resource's last record.
 select
     customer_id,

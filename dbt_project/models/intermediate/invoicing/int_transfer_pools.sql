@@ -1,4 +1,4 @@
--- The pooled transfer allowance per customer (billing-rules.md §3, transfer): each
+-- The pooled transfer allowance per customer (docs/contract/billing-rules.md §3, transfer): each
 -- hourly_capped resource earns included_transfer_gib · min(hours, cap_hours) / cap_hours,
 -- kept to 6 decimals half up, both from the price row at its last record.
 select

@@ -1,6 +1,6 @@
 -- Per customer, resource and SKU: the month's quantity, its exact amount at each
 -- day's price, and the price row in effect at the resource's last record
--- (billing-rules.md §3: the cap, the displayed price and the transfer allowance come from it).
+-- (docs/contract/billing-rules.md §3: the cap, the displayed price and the transfer allowance come from it).
 with by_resource as (
     select
         customer_id,
