@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- Credit balances per grant and billing month (billing-rules.md §4): the issued months'
+-- Credit balances per grant and billing month (docs/contract/billing-rules.md §4): the issued months'
 -- ledger as issued, and the draft ledger of the month being closed while it is not issued.
 select billing_month, grant_id, customer_id, granted_amount, opening_balance, applied, closing_balance
 from {{ source('audit', 'issued_credit_ledger') }}

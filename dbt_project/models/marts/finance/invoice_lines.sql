@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- Published invoice lines (landing-contract.md, marts.invoice_lines): issued lines as issued,
+-- Published invoice lines (docs/contract/published-interface.md, marts.invoice_lines): issued lines as issued,
 -- and the draft lines of the month being closed while it is not issued yet.
 select
     invoice_number, line_number, customer_id, billing_month, sku, product, resource_id,

@@ -1,7 +1,7 @@
 {{ config(materialized='view') }}
--- Published invoices (landing-contract.md, marts.invoices): every issued invoice exactly as
+-- Published invoices (docs/contract/published-interface.md, marts.invoices): every issued invoice exactly as
 -- issued (audit.issued_invoices, append-only) with its payment status from accounts_receivable
--- (billing-rules.md §7: paid, past_due, extended, refunded, partially_refunded, else issued), and
+-- (docs/contract/billing-rules.md §7: paid, past_due, extended, refunded, partially_refunded, else issued), and
 -- the drafts of the month being closed while it is not issued yet (status 'draft').
 select
     i.invoice_number, i.customer_id, i.billing_month, i.issue_date, i.due_date, i.currency, i.subtotal,

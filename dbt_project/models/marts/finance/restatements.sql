@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- Restatements as finance reads them (landing-contract.md, audit.restatements): one row per
+-- Restatements as finance reads them (docs/contract/published-interface.md, audit.restatements): one row per
 -- customer whose recomputed total differs from what was issued, with its cause.
 select
     billing_month, customer_id, invoice_number, issued_total, recomputed_total, difference,

@@ -1,4 +1,4 @@
--- Churn per billing month (kpis.md, marts.kpi_churn_monthly), from the issued copy so a month
+-- Churn per billing month (docs/contract/kpis.md, marts.kpi_churn_monthly), from the issued copy so a month
 -- counts once it is issued. A customer is active at the start of month M when its invoice of
 -- M−1 has a total > 0; it churned in M when M's issued lines hold no amount > 0 for it.
 -- Involuntary: the churned customer's last invoice (the one of M−1) had a failed charge and was

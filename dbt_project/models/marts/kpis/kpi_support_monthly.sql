@@ -1,4 +1,4 @@
--- Support KPIs per month (kpis.md, marts.kpi_support_monthly), for `all` and by channel, group
+-- Support KPIs per month (docs/contract/kpis.md, marts.kpi_support_monthly), for `all` and by channel, group
 -- and agent. Each ticket (its newest version, settled by staging) counts in the month of the
 -- timestamp the measure is about: created_at for created and first-reply measures,
 -- solved_at for solved, handle, resolution and reopen measures, updated_at for ratings.

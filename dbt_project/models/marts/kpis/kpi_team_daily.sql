@@ -1,4 +1,4 @@
--- The shift view (kpis.md, marts.kpi_team_daily): per UTC day and agent (assignee_id as text),
+-- The shift view (docs/contract/kpis.md, marts.kpi_team_daily): per UTC day and agent (assignee_id as text),
 -- with the monthly mart's attribution at day grain: solved and handle time on the day of
 -- solved_at, first reply on the day of created_at, ratings on the day of updated_at.
 -- Tickets without an assignee have no agent and are not in this mart.

@@ -1,5 +1,5 @@
 -- Accounts receivable: one row per issued invoice, what it asks for and what was paid, and its
--- status (billing-rules.md §7), as of the first day after the month being closed.
+-- status (docs/contract/billing-rules.md §7), as of the first day after the month being closed.
 --
 -- Why as_of = period_end(): the close of month M is the moment the books are stated, and its
 -- end is fixed by the partition, not by the wall clock; a re-run of the same close gives the
@@ -7,7 +7,7 @@
 -- counted only by the close whose period contains it (charges and refunds created before as_of).
 --
 -- The rules, in order (the first that holds wins):
---   amount_due  = total − approved credit notes (work-items.md: an approved credit note, or one
+--   amount_due  = total − approved credit notes (docs/contract/work-items.md: an approved credit note, or one
 --                 done, lowers what the invoice asks for), never below 0;
 --   paid_amount = succeeded charges − succeeded refunds of those charges (§7 literally: every
 --                 succeeded charge counts, a duplicate too; its refund brings it back);

@@ -1,4 +1,4 @@
--- Every accepted Stripe charge with the issued invoice it pays (billing-rules.md §7). Ingestion
+-- Every accepted Stripe charge with the issued invoice it pays (docs/contract/billing-rules.md §7). Ingestion
 -- accepted only charges naming an issued invoice (assets/payments.py), so the join always finds it.
 -- is_duplicate: a second or later succeeded charge for the same invoice (§7, P1, R2), in order of
 -- creation (charge id breaks a tie), so the first succeeded charge is the one that paid.

@@ -1,5 +1,5 @@
 -- Claims (tickets tagged incorrect_invoice or refund_request naming an invoice) whose invoice's
--- recomputation finds no over-billing: rule R3 raises no refund for them (work-items.md), so they
+-- recomputation finds no over-billing: rule R3 raises no refund for them (docs/contract/work-items.md), so they
 -- are listed here for a person to answer the customer. The same test as workitems/rules.py
 -- (CLAIMS_NO_ERROR_SQL): the invoice's latest restatement, if any, is not lower than issued.
 with claims as (
