@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "fixtures" / "case-basic-2026-10"
 BILLOPS = Path(sys.executable).parent / "billops"
 
-# The contract's usage schema (landing-contract.md), written independently of the generator.
+# The contract's usage schema (docs/contract/inputs.md), written independently of the generator.
 USAGE_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),

@@ -39,7 +39,7 @@ def test_golden_month_closes_to_the_cent_and_is_issued(closed_golden):
     assert_closes_to_golden(ws, table_prefix="audit.issued_")
     expected = read_expected("invoices.csv")
     lines = read_expected("invoice_lines.csv")
-    # Issued; a $0.00 invoice is already paid (billing-rules.md §7: payments reach its total).
+    # Issued; a $0.00 invoice is already paid (docs/contract/billing-rules.md §7: payments reach its total).
     assert ws.query(f"SELECT invoice_number, status FROM marts.invoices WHERE billing_month = {OCTOBER} "
                     "ORDER BY 1") == [(r["invoice_number"], "paid" if Decimal(r["total"]) == 0 else "issued")
                                       for r in read_expected("invoices.csv")]

@@ -62,7 +62,7 @@ def test_october_invoices_every_customer_with_accepted_usage(chain):
     assert by_month == dict(ws.query("SELECT billing_month::VARCHAR, invoices FROM audit.issued_months"))
     statuses = dict(ws.query("SELECT status, count(*) FROM marts.invoices WHERE billing_month = DATE '2026-09-01' "
                              "GROUP BY 1"))
-    # September's invoices were answered by October's simulated payments (billing-rules.md §7): statuses
+    # September's invoices were answered by October's simulated payments (docs/contract/billing-rules.md §7): statuses
     # follow them. October's are not yet due on 1 November, the close's as-of date: issued, or paid when
     # they ask for nothing (a $0.00 invoice is paid by definition).
     assert statuses.get("paid", 0) > 0 and set(statuses) <= {"paid", "past_due", "refunded", "partially_refunded",

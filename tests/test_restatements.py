@@ -27,7 +27,7 @@ from tests.conftest import Workspace, copy_workspace
 UTC = timezone.utc
 OCTOBER = "DATE '2026-10-01'"
 NEW_CUSTOMER = "c009,Late Co,late@late.example,FR,,,2026-10-01T00:00:00Z,,card\n"
-# Sorted after transfer-out-gib, so it draws on the pool second (billing-rules.md §2, transfer).
+# Sorted after transfer-out-gib, so it draws on the pool second (docs/contract/billing-rules.md §3, transfer).
 SECOND_TRANSFER_SKU = "transfer-premium-gib,Bandwidth,Premium outbound transfer,transfer,GiB,0.02,,,,,2025-01-01,\n"
 TOKENS_A_MONTH = Decimal("600000000")
 

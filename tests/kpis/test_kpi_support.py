@@ -55,7 +55,7 @@ FIELDS = ("id", "created_at", "updated_at", "status", "channel", "assignee_id", 
 
 
 def zendesk(row: tuple, customer: str) -> dict:
-    """One Zendesk-shaped ticket line (landing-contract.md, Tickets)."""
+    """One Zendesk-shaped ticket line (docs/contract/inputs.md, Tickets)."""
     t = dict(zip(FIELDS, row))
     doc = {"id": t["id"], "created_at": t["created_at"], "updated_at": t["updated_at"], "status": t["status"],
            "via": {"channel": t["channel"]} if t["channel"] else {}, "requester_id": 9000 + t["id"],

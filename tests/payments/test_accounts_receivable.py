@@ -1,4 +1,4 @@
-"""Payments marts, invoice status (billing-rules.md §7), accounts receivable and P1–P4 on the golden month.
+"""Payments marts, invoice status (docs/contract/billing-rules.md §7), accounts receivable and P1–P4 on the golden month.
 
 October 2026 is closed once (the session's closed golden month, copied); then November's payments
 land for October's seven invoices, the queue (a real SQLite ops store) holds an approved duplicate

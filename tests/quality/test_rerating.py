@@ -1,5 +1,5 @@
 """Control C2 (quality/rerating.py): the Python re-rating reproduces the golden month, follows each
-rule of billing-rules.md on crafted cases computed by hand, and the check fails on a one-cent draft."""
+rule of docs/contract/billing-rules.md on crafted cases computed by hand, and the check fails on a one-cent draft."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pure functions: the month-order rule (billing-rules.md §4) and the dbt vars of a partition window."""
+"""Pure functions: the month-order rule (docs/contract/billing-rules.md §4) and the dbt vars of a partition window."""
 
 from datetime import date, datetime, timezone
 

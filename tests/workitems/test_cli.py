@@ -16,7 +16,7 @@ from tests.conftest import BILLOPS
 from workitems.mirror import mirror_work_items
 from workitems.store import list_items, queue_engine, raise_item, raise_items
 
-# landing-contract.md, marts.work_items, written here independently of the code.
+# docs/contract/published-interface.md, marts.work_items, written here independently of the code.
 CONTRACT_COLUMNS = [
     "work_item_id", "kind", "rule", "customer_id", "invoice_number", "charge_id", "ticket_id", "amount",
     "proposed_due_date", "reason", "evidence", "status", "requires_approval", "created_at", "decided_at",

@@ -1,4 +1,4 @@
-"""Rule E1 (work-items.md): each criterion failing alone, its boundaries, and the proposed date."""
+"""Rule E1 (docs/contract/work-items.md): each criterion failing alone, its boundaries, and the proposed date."""
 from __future__ import annotations
 
 from dataclasses import replace
