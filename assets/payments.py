@@ -18,6 +18,15 @@ audit.redeliveries, a different one is `conflicting_duplicate`):
   issued. The table is read as earlier closes left it, not declared as an
   upstream asset (that would make a cycle once invoices take their paid status
   from charges).
+- charge, refund, dispute: every amount is USD. A `currency` that, case-folded,
+  is not `usd` → `bad_schema` naming it, before any other rule, so foreign money
+  never pays an invoice nor makes a real USD charge look like a duplicate (R2).
+  A charge or refund without a currency is `bad_schema` (the field is required);
+  a dispute may omit it (the contract lists no currency for disputes): it
+  follows its charge.
+- refund, dispute of a charge quarantined for its currency → `bad_schema` naming
+  the charge and its currency: it follows its charge, and is never re-examined as
+  an `unknown_invoice` that a later close could accept (decisions #43).
 - refund, dispute: a `charge` that is not an accepted charge (never landed, or
   quarantined) leaves the payment naming no invoice we issued → `unknown_invoice`.
 """
@@ -80,6 +89,17 @@ INVOICE_NOT_ISSUED = Rule(
     "NOT EXISTS (SELECT 1 FROM audit.issued_invoices i WHERE i.invoice_number = t.invoice_number)",
     "'invoice ' || t.invoice_number || ' has not been issued (not in audit.issued_invoices)'",
 )
+NOT_USD = Rule(
+    "bad_schema",
+    "t.currency IS NOT NULL AND lower(t.currency) <> 'usd'",
+    "'currency ' || t.currency || ' is not usd: only USD is matched to an invoice'",
+)
+_FOREIGN = "SELECT c.currency FROM raw.charges_typed c WHERE c.id = t.charge_id AND lower(c.currency) <> 'usd'"
+CHARGE_NOT_USD = Rule(
+    "bad_schema",
+    f"NOT EXISTS (SELECT 1 FROM raw.charges c WHERE c.id = t.charge_id) AND EXISTS ({_FOREIGN})",
+    f"'charge ' || t.charge_id || ' is in ' || ({_FOREIGN} LIMIT 1) || ', not usd: this follows its charge into quarantine'",
+)
 CHARGE_NOT_ACCEPTED = Rule(
     "unknown_invoice",
     "NOT EXISTS (SELECT 1 FROM raw.charges c WHERE c.id = t.charge_id)",
@@ -103,9 +123,9 @@ def payments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     month = context.partition_time_window.start.date()
     landing = warehouse.landing_path
     rules = {
-        "charges": (CHARGES, [unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),
-        "refunds": (REFUNDS, [CHARGE_NOT_ACCEPTED]),
-        "disputes": (DISPUTES, [CHARGE_NOT_ACCEPTED]),
+        "charges": (CHARGES, [NOT_USD, unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),
+        "refunds": (REFUNDS, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
+        "disputes": (DISPUTES, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
     }
     with warehouse.connect() as con:
         results = {}

@@ -3,8 +3,9 @@
 
 Ingestion already quarantines what the contract rejects line by line (assets/jsonl.py); these
 suites judge the accepted rows as a whole and across sources — one row per id, statuses and
-currencies in the contract's lists, a refund or dispute no larger than its charge, a ticket not
-updated before it was created — and name each unexpected row by file and line. They warn
+currencies in the contract's lists (currencies case-folded: ingestion already quarantines any
+but usd), a refund or dispute no larger than its charge, a ticket not updated before it was
+created — and name each unexpected row by file and line. They warn
 (an alert, not a blocked month): payments and tickets do not change what is invoiced.
 """
 
@@ -60,7 +61,7 @@ SUITES: dict[str, tuple[str, list[Expect]]] = {
         ],
     ),
     "charges": (
-        "SELECT source_file, row_number, id, amount, amount_refunded, currency, status FROM raw.charges",
+        "SELECT source_file, row_number, id, amount, amount_refunded, lower(currency) AS currency, status FROM raw.charges",
         [
             _unique(),
             _in_set("currency", ["usd"]),
@@ -70,7 +71,7 @@ SUITES: dict[str, tuple[str, list[Expect]]] = {
         ],
     ),
     "refunds": (
-        "SELECT r.source_file, r.row_number, r.id, r.amount, r.currency, r.status, r.reason, c.amount AS charge_amount "
+        "SELECT r.source_file, r.row_number, r.id, r.amount, lower(r.currency) AS currency, r.status, r.reason, c.amount AS charge_amount "
         "FROM raw.refunds r LEFT JOIN raw.charges c ON c.id = r.charge_id",
         [
             _unique(),
@@ -82,7 +83,7 @@ SUITES: dict[str, tuple[str, list[Expect]]] = {
         ],
     ),
     "disputes": (
-        "SELECT d.source_file, d.row_number, d.id, d.amount, d.currency, d.status, c.amount AS charge_amount "
+        "SELECT d.source_file, d.row_number, d.id, d.amount, lower(d.currency) AS currency, d.status, c.amount AS charge_amount "
         "FROM raw.disputes d LEFT JOIN raw.charges c ON c.id = d.charge_id",
         [
             _unique(),

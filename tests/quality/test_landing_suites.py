@@ -1,5 +1,5 @@
 """Landing suites (warn) on tickets and payments as loaded: contract-shaped files pass; a charge
-in another currency, a refund above its charge, a dispute above its charge and a ticket updated
+refunded above its amount (a charge in another currency is quarantined at ingestion), a refund above its charge, a dispute above its charge and a ticket updated
 before it was created each warn, named by file and line. Real JSON-lines files through the real
 ingestion assets into a real DuckDB file."""
 
@@ -74,7 +74,7 @@ def test_contract_shaped_tickets_and_payments_meet_their_suites(tmp_path):
 
 def test_unexpected_rows_warn_naming_file_and_line(tmp_path):
     landing = landing_with(tmp_path, {
-        "payments/charges/2026-11.jsonl": [CHARGE, {**CHARGE, "id": "ch_2", "currency": "eur"}],
+        "payments/charges/2026-11.jsonl": [CHARGE, {**CHARGE, "id": "ch_2", "currency": "USD", "amount_refunded": 2000}],
         "payments/refunds/2026-11.jsonl": [REFUND, {**REFUND, "id": "re_2", "amount": 2000}],
         "payments/disputes/2026-11.jsonl": [{**DISPUTE, "amount": 1600}],
         "tickets/2026-11.jsonl": [TICKET, {**TICKET, "id": 102, "updated_at": "2026-11-01T09:00:00Z"}],
@@ -86,10 +86,10 @@ def test_unexpected_rows_warn_naming_file_and_line(tmp_path):
     offending = {s: [(o["file"], o["row"], o["rule"]) for o in c.metadata["offending_rows"].value] for s, c in checks.items()}
     assert offending == {
         "tickets": [("tickets/2026-11.jsonl", 2, "updated_at must not be before created_at")],
-        "charges": [("payments/charges/2026-11.jsonl", 2, "currency must be one of usd")],
+        "charges": [("payments/charges/2026-11.jsonl", 2, "amount_refunded must not exceed amount")],
         "refunds": [("payments/refunds/2026-11.jsonl", 2, "amount must not exceed charge_amount")],
         "disputes": [("payments/disputes/2026-11.jsonl", 1, "amount must not exceed charge_amount")],
     }
     assert checks["charges"].description == (
-        "1 unexpected value(s) in raw.charges: payments/charges/2026-11.jsonl line 2: currency must be one of usd [found eur]"
+        "1 unexpected value(s) in raw.charges: payments/charges/2026-11.jsonl line 2: amount_refunded must not exceed amount [found {'amount': 1521, 'amount_refunded': 2000}]"
     )
