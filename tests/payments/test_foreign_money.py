@@ -1,7 +1,7 @@
 """Issue 14 item 2, foreign money: a charge, refund or dispute in another currency never pays an invoice.
 
 Found in review: a charge of 30155 JPY for USD invoice BO-202610-000003 (301.55) marked it paid, and
-the real USD charges for it became R2 duplicate-refund items. The contract (landing-contract.md,
+the real USD charges for it became R2 duplicate-refund items. The contract (docs/contract/inputs.md,
 Payments): a currency that, case-folded, is not `usd` (or a charge or refund without one) is
 `bad_schema`, never matched to an invoice; a refund or dispute of such a charge follows it into
 quarantine (decisions #43). First on crafted JSON lines through the real ingestion asset, then on
