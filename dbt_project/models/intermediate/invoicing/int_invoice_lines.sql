@@ -1,4 +1,4 @@
--- Every line of the month, numbered per customer (billing-rules.md §6): by product,
+-- Every line of the month, numbered per customer (docs/contract/billing-rules.md §6): by product,
 -- account-level lines last within a product, then SKU and resource.
 with lines as (
     {% for model in ['hourly_capped', 'unit', 'transfer', 'graduated', 'flat_monthly'] %}

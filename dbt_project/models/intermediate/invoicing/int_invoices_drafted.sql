@@ -1,4 +1,4 @@
--- The month's draft invoices (billing-rules.md §5–§6): subtotal, credits, tax, total.
+-- The month's draft invoices (docs/contract/billing-rules.md §5–§6): subtotal, credits, tax, total.
 -- Blocking controls judge these rows; only the issuing asset (assets/issuing.py) turns them
 -- into issued invoices, by copying them into audit.issued_invoices.
 with credits as (

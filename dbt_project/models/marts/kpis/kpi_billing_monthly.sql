@@ -1,4 +1,4 @@
--- Billing KPIs per month (kpis.md, marts.kpi_billing_monthly). Invoice measures count the
+-- Billing KPIs per month (docs/contract/kpis.md, marts.kpi_billing_monthly). Invoice measures count the
 -- billing month (the row of 2026-10 holds October's invoices, issued on 1 November); event
 -- measures count what happened in the calendar month. Months run from the first to the latest
 -- issued billing month, so a month appears once it is issued and its event measures are never
