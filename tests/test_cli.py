@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -125,14 +127,33 @@ def test_locked_warehouse_exits_1_and_prints_no_earlier_figures(copy_closed_gold
 
 @pytest.fixture(scope="module")
 def november_first(tmp_path_factory) -> dict:
-    """The golden landing (October usage only): November closed first, then October tried."""
+    """The golden landing (October usage only): November closed first, then October tried, then a late
+    November file restated by December's close."""
     ws = Workspace.at(tmp_path_factory.mktemp("november-first"))
     shutil.copytree(GOLDEN / "landing", ws.landing)
-    out = {"ws": ws, "strict": ws.close("2026-11")}
+    out = {"ws": ws, "stranding": ws.close("2026-11", "--allow-missing-days")}
+    out["runs_after_stranding"] = ws.runs()
+    out["strict"] = ws.close("2026-11", "--first-month")
     out["issued_after_strict"] = ws.query("SELECT count(*) FROM audit.issued_months")
-    out["allowed"] = ws.close("2026-11", "--allow-missing-days")
+    out["allowed"] = ws.close("2026-11", "--first-month", "--allow-missing-days")
     out["october"] = ws.close("2026-10")
+    start = datetime(2026, 11, 5, 3, tzinfo=timezone.utc)  # c002 (DE, no VAT id, no credits): 10 h of a $0.00893 Droplet
+    ws.write_usage("usage/dt=2026-11-05/late.parquet", [
+        {"event_id": f"nov-late-{h}", "customer_id": "c002", "resource_id": "r-late", "sku": "droplet-s-1vcpu-1gb",
+         "region": "fra1", "start_time": start + timedelta(hours=h), "end_time": start + timedelta(hours=h + 1),
+         "quantity": Decimal("1")} for h in range(10)])
+    out["december"] = ws.close("2026-12", "--allow-missing-days")
     return out
+
+
+def test_the_first_close_is_refused_when_an_earlier_month_has_landed_usage(november_first):
+    result = november_first["stranding"]
+    assert result.returncode == 1
+    assert flat(result.stderr) == (
+        "close 2026-11 refused: this is the warehouse's first close and earlier usage has landed (2026-10): "
+        "close 2026-10 first, or start billing at 2026-11 with --first-month (then 2026-10 can never be closed); "
+        "nothing was issued")
+    assert november_first["runs_after_stranding"] == []  # refused before any run
 
 
 def test_a_month_without_usage_fails_c12_and_issues_nothing(november_first):
@@ -143,16 +164,81 @@ def test_a_month_without_usage_fails_c12_and_issues_nothing(november_first):
     assert november_first["issued_after_strict"] == [(0,)]
 
 
-def test_allow_missing_days_issues_an_empty_november_then_october_is_refused(november_first):
+def test_first_month_and_allow_missing_days_issue_november_and_are_recorded_then_october_is_refused(november_first):
     allowed = november_first["allowed"]
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     assert "close 2026-11 succeeded: issued" in allowed.stdout
     ws = november_first["ws"]
-    assert ws.query("SELECT billing_month::VARCHAR, invoices, total FROM audit.issued_months") == [
-        ("2026-11-01", 0, 0)]
+    assert ws.query("SELECT billing_month::VARCHAR, invoices, total, allow_missing_days, first_month "
+                    "FROM audit.issued_months WHERE billing_month = DATE '2026-11-01'") == [
+        ("2026-11-01", 0, 0, True, True)]
+    with ws.instance() as instance:
+        (run,) = [r for r in instance.get_runs() if r.run_id in allowed.stdout]
+    assert {k: v for k, v in run.tags.items() if k in ("billops/allow_missing_days", "billops/first_month")} == {
+        "billops/allow_missing_days": "true", "billops/first_month": "true"}
     october = november_first["october"]
     assert october.returncode == 1
     assert flat(october.stderr) == (
         "close 2026-10 refused: 2026-10 is before the first issued month 2026-11: credit balances start there, "
         "so an earlier month cannot be closed; nothing was issued")
-    assert ws.query("SELECT billing_month::VARCHAR FROM audit.issued_months") == [("2026-11-01",)]
+
+
+def test_a_restatement_runs_with_the_allowances_its_month_was_issued_with(november_first):
+    december = november_first["december"]
+    assert december.returncode == 0, december.stderr[-3000:]
+    stdout = flat(december.stdout)
+    assert ("restate 2026-11 (--allow-missing-days --first-month, as it was issued): 1 usage file(s) landed since "
+            "it was issued: usage/dt=2026-11-05/late.parquet") in stdout
+    assert stdout.index("restating 2026-11 succeeded: restated") < stdout.index("close 2026-12 succeeded: issued")
+    ws = november_first["ws"]
+    # 10 × 0.00893 = 0.0893 → 0.09; VAT 19% of 0.09 = 0.0171 → 0.02; total 0.11, never issued (no invoice).
+    assert ws.query("SELECT customer_id, invoice_number, issued_total, recomputed_total, cause FROM audit.restatements") == [
+        ("c002", None, 0, Decimal("0.11"), "late_usage")]
+    assert ws.query("SELECT billing_month::VARCHAR, allow_missing_days, first_month FROM audit.issued_months "
+                    "ORDER BY 1") == [("2026-11-01", True, True), ("2026-12-01", True, False)]
+
+
+def test_every_run_keeps_its_own_log_named_by_its_run_id(november_first):
+    ws = november_first["ws"]
+    november_runs = [r for r in ws.runs()]
+    logs = sorted(p.name for p in (ws.dagster_home / "logs").glob("close-*.log"))
+    with ws.instance() as instance:
+        expected = sorted(f"close-{r.tags['dagster/partition'][:7]}-{r.run_id}.log" for r in instance.get_runs())
+    assert logs == expected and len(november_runs) == 4  # Nov strict, Nov allowed, Nov restated, Dec
+
+
+# --- what the command prints on a failed close (issue 14 item 10) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_price(tmp_path_factory) -> dict:
+    """The golden landing with `twenty` as a unit price: C13 fails; closed twice by the real command."""
+    ws = Workspace.at(tmp_path_factory.mktemp("bad-price"))
+    shutil.copytree(GOLDEN / "landing", ws.landing)
+    path = ws.landing / "reference" / "price_book.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    fields = lines[2].split(",")
+    fields[5] = "twenty"
+    lines[2] = ",".join(fields)
+    path.write_text("".join(lines))
+    return {"ws": ws, "quiet": ws.close("2026-10", real=True), "verbose": ws.close("2026-10", "--verbose", real=True)}
+
+
+def test_data_is_printed_as_is_and_dagster_noise_stays_in_the_log(bad_price):
+    quiet = bad_price["quiet"]
+    assert quiet.returncode == 1
+    stderr = flat(quiet.stderr)
+    assert "row 2: unit_price must be a decimal [found twenty]" in stderr  # not eaten as Rich markup
+    assert "close 2026-10 failed; nothing was issued or restated:" in stderr
+    assert " - ERROR - " not in quiet.stderr and "BetaWarning" not in quiet.stderr and "Traceback" not in quiet.stderr
+    (log,) = [p for p in (bad_price["ws"].dagster_home / "logs").glob("close-2026-10-*.log")
+              if p.name.split("close-2026-10-")[1][:-4] in squash(quiet.stdout)]
+    assert " - ERROR - " in log.read_text() and "BetaWarning" in log.read_text()
+
+
+def test_verbose_shows_dagster_lines_and_each_close_has_its_own_log(bad_price):
+    verbose = bad_price["verbose"]
+    assert verbose.returncode == 1
+    assert " - ERROR - " in verbose.stderr and "BetaWarning" in verbose.stderr
+    assert "[found twenty]" in flat(verbose.stderr)
+    assert len(list((bad_price["ws"].dagster_home / "logs").glob("close-2026-10-*.log"))) == 2
