@@ -16,6 +16,7 @@ from orchestration.resources import build_resources
 from orchestration.schedules import schedules
 from orchestration.sensors import sensors
 from orchestration.workitem_sensors import workitem_sensors
+from quality.amount_controls import amount_controls
 from quality.delivery_checks import delivery_checks
 from quality.invoice_controls import invoice_controls
 from quality.landing_suites import landing_suite_checks
@@ -32,7 +33,7 @@ defs = dg.Definitions(
     assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices,
             published_marts, *publication_assets],
     asset_checks=[*reference_checks, *delivery_checks, *landing_suite_checks, invoice_controls,
-                  *payment_controls],
+                  amount_controls, *payment_controls],
     jobs=[close_month_job],
     sensors=[*sensors, *workitem_sensors],
     schedules=schedules,

@@ -43,7 +43,8 @@ C1 = Control(
 
 # Per usage group (customer, SKU, and resource for per-resource models): exactly one line, and
 # its quantity is what was ingested (hours/units/GiB summed; days counted for flat_monthly;
-# transfer lines carry the overage, so only their existence is judged here).
+# transfer lines carry the overage, so only their existence is judged here). A draft quantity
+# left NULL because it does not fit DECIMAL(18,6) is not the ingested quantity (C14 names it).
 C3 = Control(
     "C3_usage_completely_rated", LINES,
     "Every accepted usage group of the month is rated into exactly one line with the ingested quantity.",
@@ -69,7 +70,7 @@ C3 = Control(
     FROM ingested i FULL OUTER JOIN rated r
       ON r.customer_id = i.customer_id AND r.sku = i.sku AND r.resource_id IS NOT DISTINCT FROM i.resource_id
     WHERE i.customer_id IS NULL OR r.customer_id IS NULL OR r.lines <> 1
-       OR (i.model <> 'transfer' AND r.quantity <> i.quantity)
+       OR (i.model <> 'transfer' AND r.quantity IS DISTINCT FROM i.quantity)
     ORDER BY 1, 2, 3""",
 )
 

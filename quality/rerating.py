@@ -108,8 +108,12 @@ def _rated_usage(usage_daily: pa.Table, book: rules.PriceBook) -> pa.Table:
     usage = usage_daily.filter(pa.array(billable)).select(["customer_id", "resource_id", "sku", "usage_date",
                                                             "last_start_time"])
     row = row[billable]
-    quantity = pc.cast(usage_daily["quantity"].filter(pa.array(billable)), pa.decimal128(18, 6))
+    quantity = usage_daily["quantity"].filter(pa.array(billable))
     prices = decimals(np.where(book.unit_price == None, 0, book.unit_price)[row], 18, 8)  # noqa: E711
+    if rules.wide_quantities(quantity):  # a day beyond DECIMAL(18,6): exact products in DECIMAL256 (C14 fails)
+        quantity, prices = pc.cast(quantity, pa.decimal256(40, 6)), pc.cast(prices, pa.decimal256(18, 8))
+    else:
+        quantity = pc.cast(quantity, pa.decimal128(18, 6))
     return usage.append_column("quantity", quantity).append_column("row", pa.array(row)) \
         .append_column("sku_code", pa.array(sku_code[billable])) \
         .append_column("model", pa.array(book.model[row])) \
@@ -126,10 +130,11 @@ def _invoice_lines(parts: list[dict], book: rules.PriceBook, month: date) -> pa.
     table = pa.table({
         "customer_id": column("customer_id"), "sku": column("sku"), "product": pa.array(text_of("product"), pa.string()),
         "resource_id": column("resource_id"), "description": pa.array(text_of("description"), pa.string()),
-        "quantity": decimals(np.concatenate([p["quantity"] for p in parts]), 18, 6),
+        # wide, like the dbt rating before narrowing: a value out of range is compared, never a crash
+        "quantity": decimals(np.concatenate([p["quantity"] for p in parts]), 38, 6),
         "unit": pa.array(text_of("unit"), pa.string()),
         "unit_price": decimals(np.concatenate([p["unit_price"] for p in parts]), 18, 8),
-        "amount": decimals(np.concatenate([p["amount"] for p in parts]), 18, 2),
+        "amount": decimals(np.concatenate([p["amount"] for p in parts]), 38, 2),
     })
     table = table.append_column("account_level", pc.is_null(table["resource_id"])).sort_by(
         [("customer_id", "ascending"), ("product", "ascending"), ("account_level", "ascending"),
@@ -211,13 +216,13 @@ def rerate_month(usage_daily: pa.Table, customers, price_book, tax_rates, credit
     first = np.r_[True, pc.not_equal(lines["invoice_number"][1:], lines["invoice_number"][:-1]).to_numpy()] \
         if lines.num_rows else np.zeros(0, dtype=bool)
     starts = np.flatnonzero(first)
-    cents = unscaled(lines["amount"], 18, 2)
+    cents = rules.widened(unscaled(lines["amount"], 38, 2))  # Python ints where a sum could leave int64
     subtotal = np.add.reduceat(cents, starts) if len(starts) else np.zeros(0, dtype=np.int64)
     customer_ids = lines["customer_id"].take(pa.array(starts, pa.int64())).to_pylist()
     applied, _ = apply_credits(dict(zip(customer_ids, subtotal.tolist())), credit_grants, openings, month_start, month_end)
     credits = np.array([applied[c] for c in customer_ids], dtype=np.int64)
     tax_names, rate, reverse = _taxes(customer_ids, customers, tax_rates, month_end)
-    taxable = subtotal - credits
+    taxable = rules.widened(subtotal - credits, int(rate.max(initial=1)))
     tax = half_up(taxable * rate, QTY)  # rate ×10^6: DECIMAL(9,6)
     n = len(starts)
     invoices = pa.table({
@@ -227,10 +232,10 @@ def rerate_month(usage_daily: pa.Table, customers, price_book, tax_rates, credit
         "issue_date": pa.array([month_end] * n, pa.date32()),
         "due_date": pa.array([month_end + timedelta(days=14)] * n, pa.date32()),
         "currency": pa.array(["USD"] * n, pa.string()),
-        "subtotal": decimals(subtotal, 18, 2), "credits_applied": decimals(credits, 18, 2),
-        "taxable_amount": decimals(taxable, 18, 2), "tax_name": pa.array(tax_names, pa.string()),
-        "tax_rate": decimals(rate, 9, 6), "tax_amount": decimals(tax, 18, 2),
-        "total": decimals(taxable + tax, 18, 2), "reverse_charge": pa.array(reverse, pa.bool_()),
+        "subtotal": decimals(subtotal, 38, 2), "credits_applied": decimals(credits, 38, 2),
+        "taxable_amount": decimals(taxable, 38, 2), "tax_name": pa.array(tax_names, pa.string()),
+        "tax_rate": decimals(rate, 9, 6), "tax_amount": decimals(tax, 38, 2),
+        "total": decimals(taxable + tax, 38, 2), "reverse_charge": pa.array(reverse, pa.bool_()),
         "status": pa.array(["draft"] * n, pa.string()),
     })
     return invoices, lines

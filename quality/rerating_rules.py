@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pyarrow as pa
@@ -192,7 +192,11 @@ def flat_monthly_amount(price, active_days, days_in_month: int):
 
 def unscaled(values: pa.ChunkedArray | pa.Array, precision: int, scale: int) -> np.ndarray:
     """The exact integers behind a decimal column (value × 10^scale): int64 when every value fits,
-    else Python ints (object). Reads the 16-byte two's-complement words directly, no per-row Python."""
+    else Python ints (object). Reads the 16-byte two's-complement words directly, no per-row Python;
+    a DECIMAL256 column (quantities out of the published range, see `wide_quantities`) goes through
+    Python ints, exactly."""
+    if pa.types.is_decimal256(values.type):
+        return _unscaled_in_python(values, scale)
     values = pc.cast(values, pa.decimal128(precision, scale))
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
     parts = []
@@ -208,9 +212,39 @@ def unscaled(values: pa.ChunkedArray | pa.Array, precision: int, scale: int) -> 
     return high.astype(object) * 2**64 + low.view(np.uint64).astype(object)
 
 
+def _unscaled_in_python(values: pa.ChunkedArray | pa.Array, scale: int) -> np.ndarray:
+    items = values.to_pylist()
+    if any(v is None for v in items):
+        raise ValueError("a null amount or quantity cannot be rated")
+    with localcontext(prec=120):  # scaleb rounds to the context's precision: 120 digits hold any DECIMAL256
+        return np.array([int(v.scaleb(scale)) for v in items], dtype=object)
+
+
+def widened(values: np.ndarray, factor: int = 1) -> np.ndarray:
+    """`values` as Python ints (object) when a product by `factor`, or the sum of all of them, could leave
+    int64 (numpy would wrap around silently); unchanged otherwise (the fast path of every real month)."""
+    if values.dtype == object or not len(values):
+        return values
+    bound = (2**62 // max(int(factor), 1)) // len(values)
+    return values.astype(object) if int(np.abs(values).max()) > bound else values
+
+
+def wide_quantities(quantity: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether a quantity column holds a value that leaves DECIMAL(18,6): multiplied by a DECIMAL(18,8)
+    price, it would leave DECIMAL128, so the exact products are taken in DECIMAL256 instead."""
+    largest = pc.max(pc.abs(quantity)).as_py()
+    return largest is not None and largest >= 10**12
+
+
 def decimals(values, precision: int, scale: int) -> pa.Array:
-    """Exact integers (value × 10^scale; None = null) as a DECIMAL(precision, scale) array."""
-    ints = pa.array(values, pa.int64())
+    """Exact integers (value × 10^scale; None = null) as a DECIMAL(precision, scale) array; integers
+    beyond int64 (a value out of the published range, judged by C14) go through Python Decimals."""
+    try:
+        ints = pa.array(values, pa.int64())
+    except OverflowError:
+        with localcontext(prec=120):
+            return pa.array([None if v is None else Decimal(int(v)).scaleb(-scale) for v in values],
+                            pa.decimal128(precision, scale))
     data = ints.fill_null(0).to_numpy()
     words = np.empty(2 * len(data), dtype=np.int64)
     words[0::2], words[1::2] = data, data >> 63
