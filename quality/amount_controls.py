@@ -145,7 +145,8 @@ C14_SPEC = dg.AssetCheckSpec(C14_CHECK_NAME, asset=LINES, partitions_def=monthly
 @dg.multi_asset_check(
     specs=[C14_SPEC],
     name="amount_controls",
-    description="C14 (docs/contract/controls.md): the month's lines and invoices fit the published decimal types; blocks issuing.",
+    description="C14 (docs/contract/controls.md): the month's lines and invoices fit the published decimal "
+                "types; blocks issuing.",
 )
 def amount_controls(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Evaluate C14 in a read-only connection."""

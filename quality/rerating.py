@@ -192,7 +192,8 @@ def _taxes(customer_ids: list[str], customers, tax_rates, issue_date: date) -> t
 def rerate_month(usage_daily: pa.Table, customers, price_book, tax_rates, credit_grants,
                  openings: Mapping[str, Decimal], month: date) -> tuple[pa.Table, pa.Table]:
     """Rate one month from scratch (docs/contract/billing-rules.md §1-§6) → (invoices, lines), columns of marts.invoices
-    (status 'draft') and marts.invoice_lines.
+    (status 'draft') and marts.invoice_lines, quantities and money in DECIMAL(38, s): a value beyond the
+    published DECIMAL(18, s) is compared with the drafts (C14 names it), never a crash.
 
     usage_daily: customer_id, resource_id, sku, usage_date (date), quantity (decimal), last_start_time
     (timestamp, naive UTC), one row per (customer, resource, SKU, UTC day). customers, price_book,

@@ -16,6 +16,7 @@ from decimal import Decimal
 import dagster as dg
 
 from tests.conftest import GOLDEN, Workspace
+from tests.quality.test_rerating import PRICES, TAX_RATES, customer, price, rate
 
 C14 = "C14_amounts_in_range"
 DB_ERRORS = ("Casting value", "Conversion Error", "Out of Range Error", "Traceback", "ArrowInvalid")
@@ -82,7 +83,8 @@ def test_three_records_whose_sum_leaves_decimal_18_6_fail_c14_naming_them(tmp_pa
             metadata["invoices_out_of_range"], metadata["amount_at_stake"]) == (25, 1, 1, 0, "531251715.21")
     assert metadata["offending_rows"] == [{
         "level": "line", "customer_id": "c002", "invoice_number": "BO-202610-000002", "line_number": 4,
-        "sku": "volume-gib", "resource_id": "v999", "out_of_range": "quantity 2999999999999.999997 leaves DECIMAL(18,6)",
+        "sku": "volume-gib", "resource_id": "v999",
+        "out_of_range": "quantity 2999999999999.999997 leaves DECIMAL(18,6)",
         "records": 3, "event_ids": ["e9000001", "e9000002", "e9000003"]}]
     # C2 and C3 judge the same month without crashing: the line's quantity is not the ingested one.
     assert "C3_usage_completely_rated on intermediate/int_invoice_lines_drafted: C3_usage_completely_rated: 1 of 18 failed" in said
@@ -138,3 +140,19 @@ def test_c14_passes_on_the_golden_close(closed_golden):
     assert c14.passed
     metadata = {k: v.value for k, v in c14.metadata.items()}
     assert (metadata["rows_checked"], metadata["failures"], metadata["offending_rows"]) == (17 + 7, 0, [])
+
+
+def test_c2_rerates_values_beyond_the_published_types_exactly():
+    """C2's Python side (quality/rerating.py) on the same kind of month: it used to cast a day's quantity to
+    DECIMAL(18,6) (ArrowInvalid) and to take tax on int64 cents × rate (which wraps around past 2^63)."""
+    # One day of 2999999999999.999997 GiB-h of volume at 0.0001: 299999999.9999999997 → 300000000.00.
+    # 300000000000 GPU hours at 99999.99 = 29999997000000000.00; DE 19% VAT: 5699999430000000.00.
+    people = [customer("c1"), customer("d2", "DE")]
+    invoices, lines = rate([("c1", "v1", "volume", 1, 1, "2999999999999.999997"), ("d2", "g2", "gpu", 1, 1, "300000000000")],
+                           customers=people, prices=[*PRICES, price("gpu", "unit", "99999.99", "GPU")],
+                           tax_rates=TAX_RATES)
+    assert lines == [("volume", "v1", Decimal("2999999999999.999997"), Decimal("300000000.00")),
+                     ("gpu", "g2", Decimal("300000000000"), Decimal("29999997000000000.00"))]
+    assert [(i["customer_id"], i["subtotal"], i["tax_amount"], i["total"]) for i in invoices] == [
+        ("c1", Decimal("300000000.00"), Decimal("0.00"), Decimal("300000000.00")),
+        ("d2", Decimal("29999997000000000.00"), Decimal("5699999430000000.00"), Decimal("35699996430000000.00"))]
