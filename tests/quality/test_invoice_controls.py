@@ -144,7 +144,7 @@ def test_a_swing_only_warns_and_the_month_is_issued(closed_golden, tmp_path):
         """INSERT INTO audit.issued_invoices VALUES ('BO-202609-000001', 'c003', DATE '2026-09-01', DATE '2026-10-01',
              DATE '2026-10-15', 'USD', 10.00, 0, 10.00, 'Sales tax', 0, 0, 10.00, false,
              TIMESTAMP '2026-10-01 06:00:00', 'september-run')""",
-        """INSERT INTO audit.issued_months VALUES (DATE '2026-09-01', 1, 0, 10.00, 'x',
+        """INSERT INTO audit.issued_months (billing_month, invoices, lines, total, content_sha256, issued_at, run_id) VALUES (DATE '2026-09-01', 1, 0, 10.00, 'x',
              TIMESTAMP '2026-10-01 06:00:00', 'september-run')""",
     )
     result = _run(warehouse)

@@ -48,7 +48,7 @@ class CraftedWarehouse:
             with duckdb.connect(str(path)) as con:
                 bootstrap(con)
                 con.execute(STAGING_DDL)
-                con.execute("INSERT INTO audit.issued_months VALUES (?, 0, 0, 0, 'sha', ?, 'run-sep')",
+                con.execute("INSERT INTO audit.issued_months (billing_month, invoices, lines, total, content_sha256, issued_at, run_id) VALUES (?, 0, 0, 0, 'sha', ?, 'run-sep')",
                             [MONTH, ISSUED_AT])
 
     def sql(self, statement: str, params: list | None = None) -> None:
