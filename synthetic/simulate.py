@@ -16,7 +16,8 @@ warehouse opened read-only), and writes into the landing zone
   claims naming an invoice (``claims.py``): TRUE claims name invoices holding a
   line of one hourly SKU whose price for M-1 the simulator corrects (lowers) in
   ``reference/price_book.csv`` (``price_book.py``); FALSE claims name invoices
-  without that SKU.
+  without that SKU; and the ``refund_request`` ticket each ordinary refund
+  answers (naming no invoice: the customer asked, billing refunded).
 * ``_truth/anomalies.jsonl`` — ``simulate_manifest.py``: lines with ``"step":
   "simulate"`` and ``"month"``; a re-run drops its own earlier lines for the
   month and keeps all others. Failed payments carry the verdict of
@@ -46,7 +47,7 @@ from synthetic.months import DAY, date_midnight
 from synthetic.price_book import correct_price, read_price_book
 from synthetic.refunds_disputes import approved_refund_items, dispute_lines, refund_lines, work_item_refund_lines
 from synthetic.simulate_manifest import simulate_entries
-from synthetic.tickets import tickets
+from synthetic.tickets import by_update, refund_request_tickets, tickets
 
 STEP = "simulate"
 
@@ -121,6 +122,9 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
         rng = streams.simulator_rng(seed, year, month_number, streams.TICKETS)
         ticket_lines, claim_tickets, ticket_count = tickets(rng, invoices, roles, claims, charged, month_first,
                                                             month_end, year, month_number)
+        asked = refund_request_tickets(rng, invoices, charged, refunds[:len(refunds) - len(executed)],
+                                       ((year - 2020) * 12 + month_number) * 1_000_000 + 1 + ticket_count)
+        ticket_lines, ticket_count = by_update(ticket_lines + asked), ticket_count + len(asked) // 2
         advance("price correction and manifest")
 
         correction = None

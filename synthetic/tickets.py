@@ -19,6 +19,7 @@ a share of calendar time; 10 % of tickets are reopened.
 """
 from __future__ import annotations
 
+import json
 import re
 import zlib
 
@@ -188,3 +189,68 @@ def tickets(rng: np.random.Generator, invoices: IssuedInvoices, roles: PaymentRo
     versions.sort(key=lambda v: (v[0], v[1]))
     claim_ticket = {(int(invoice[j]), int(kind[j])): int(ticket_id[j]) for j in range(nb, nb + len(claimed))}
     return [v[2] for v in versions], claim_ticket, count
+
+
+def refund_request_tickets(rng: np.random.Generator, invoices: IssuedInvoices, charges: Charges,
+                           refund_lines: list[str], first_id: int) -> list[str]:
+    """The ``refund_request`` ticket each ordinary refund answers: the customer asked, billing refunded.
+
+    Without it a customer's refund has no start, and the refund-turnaround KPI of docs/contract/kpis.md (ticket
+    created → refund succeeded) has nothing to measure. The ticket names no invoice (only recorded
+    claims do): the KPI matches it by customer, opened between the charge and the refund. Opened
+    2–48 hours before the refund (never before the charge), solved by the refund; two versions.
+    Drawn after ``tickets``' draws on its stream, with ids after its ``count``: nothing else moves.
+    """
+    position_of = {charge_id: i for (i, attempt), charge_id in charges.id_of.items() if attempt == 0}
+    asked = [(position_of[r["charge"]], int(r["created"])) for r in map(json.loads, refund_lines)]
+    count = len(asked)
+    lead = rng.integers(2 * HOUR, 48 * HOUR, count)
+    reply = rng.integers(5, 240, count)
+    share = rng.uniform(0.25, 0.7, count)
+    channel = np.where(rng.random(count) < 0.5, 1, 2)  # web or email
+    score = rng.choice(4, count, p=[0.55, 0.08, 0.25, 0.12])
+    agent = rng.integers(0, 1 << 30, count)
+    group_id, agents = GROUPS["billing"]
+    lines = []
+    for k, (i, refunded_at) in enumerate(asked):
+        charged_at = charges.created_of[(i, 0)]
+        created = max(refunded_at - int(lead[k]), charged_at + 60)
+        created = min(created, refunded_at - 60)
+        resolve = (refunded_at - created) // 60
+        reply_minutes = min(int(reply[k]), resolve)
+        work = min(resolve, 5 + int(reply[k]) // 10)
+        created_iso, solved_iso = iso_utc([created, refunded_at])
+        ticket_id = first_id + k
+        current = {
+            "id": ticket_id, "url": f"https://billops.zendesk.com/api/v2/tickets/{ticket_id}.json",
+            "created_at": created_iso, "updated_at": solved_iso, "type": "question",
+            "subject": "Please refund part of my last payment", "status": "solved", "priority": "normal",
+            "via": {"channel": CHANNELS[channel[k]]},
+            "requester_id": 20_000_000_000 + _customer_number(invoices.customers[i]) * 4,
+            "organization_id": invoices.customers[i],
+            "assignee_id": agents[int(agent[k]) % len(agents)], "group_id": group_id,
+            "tags": ["refund_request"], "custom_fields": [{"id": "invoice_number", "value": None}],
+            "satisfaction_rating": {"score": SCORES[score[k]]},
+            "metrics": {
+                "replies": 2, "reopens": 0,
+                "reply_time_in_minutes": {"calendar": reply_minutes, "business": int(round(reply_minutes * share[k]))},
+                "full_resolution_time_in_minutes": {"calendar": resolve, "business": int(round(resolve * share[k]))},
+                "agent_work_time_in_minutes": {"calendar": work, "business": min(work, int(round(work * share[k])))},
+                "solved_at": solved_iso,
+            },
+        }
+        first = dict(current, updated_at=created_iso, status="new", assignee_id=None,
+                     satisfaction_rating={"score": "unoffered"},
+                     metrics={"replies": 0, "reopens": 0, "reply_time_in_minutes": NO_TIME,
+                              "full_resolution_time_in_minutes": NO_TIME,
+                              "agent_work_time_in_minutes": {"calendar": 0, "business": 0}, "solved_at": None})
+        lines += [compact_json(first), compact_json(current)]
+    return lines
+
+
+def by_update(lines: list[str]) -> list[str]:
+    """Ticket version lines in file order: by ``updated_at``, then id (as ``tickets`` orders its own)."""
+    def key(line: str) -> tuple[str, int]:
+        doc = json.loads(line)
+        return doc["updated_at"], doc["id"]
+    return sorted(lines, key=key)

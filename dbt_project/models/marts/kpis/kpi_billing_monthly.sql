@@ -20,12 +20,13 @@ months as (
 ),
 
 charges as (
-    select charge_id, invoice_number, status, amount, created_at
+    select charge_id, invoice_number, customer_id, status, amount, created_at
     from {{ ref('stg_payments__charges') }}
 ),
 
 refunds as (
-    select r.refund_id, r.charge_id, c.invoice_number, r.amount, r.created_at, r.work_item_id
+    select r.refund_id, r.charge_id, c.invoice_number, c.customer_id, c.created_at as charged_at,
+           r.amount, r.created_at, r.work_item_id
     from {{ ref('stg_payments__refunds') }} r
     join charges c on c.charge_id = r.charge_id
     where r.status = 'succeeded'
@@ -56,21 +57,37 @@ issued as (
 ),
 
 -- event measures, by calendar month
+refund_requests as (
+    select customer_id, invoice_number, created_at
+    from {{ ref('stg_support__tickets') }}
+    where list_contains(coalesce(tags, []), 'refund_request')
+),
+
+-- when each refund was asked for (docs/contract/kpis.md: work item or ticket created): its work item's creation;
+-- else the first refund_request ticket naming its invoice, opened before the refund; else the first
+-- refund_request ticket of its customer naming no invoice (most requests do not quote the invoice
+-- number), opened between the charge and the refund. A refund nobody asked for has no turnaround.
+refund_asked as (
+    select r.refund_id,
+           coalesce(
+               w.created_at,
+               (select min(t.created_at) from refund_requests t
+                where t.invoice_number = r.invoice_number and t.created_at <= r.created_at),
+               (select min(t.created_at) from refund_requests t
+                where t.invoice_number is null and t.customer_id = r.customer_id
+                  and t.created_at >= r.charged_at and t.created_at <= r.created_at)) as asked_at
+    from refunds r
+    left join work_items w on w.work_item_id = r.work_item_id
+),
+
 refunds_done as (
     select cast(date_trunc('month', r.created_at) as date) as month,
            count(*) as refunds_count,
            sum(r.amount) as refunds_amount,
-           list_sort(list(date_diff('second', coalesce(w.created_at, t.created_at), r.created_at))
-                     filter (where coalesce(w.created_at, t.created_at) is not null)) as turnaround_seconds_sorted
+           list_sort(list(date_diff('second', a.asked_at, r.created_at))
+                     filter (where a.asked_at is not null)) as turnaround_seconds_sorted
     from refunds r
-    left join work_items w on w.work_item_id = r.work_item_id
-    left join (
-        -- a refund without a work item answers the first refund_request ticket naming its invoice
-        select invoice_number, min(created_at) as created_at
-        from {{ ref('stg_support__tickets') }}
-        where invoice_number is not null and list_contains(coalesce(tags, []), 'refund_request')
-        group by all
-    ) t on r.work_item_id is null and t.invoice_number = r.invoice_number and t.created_at <= r.created_at
+    join refund_asked a using (refund_id)
     group by all
 ),
 
