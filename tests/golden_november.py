@@ -143,8 +143,8 @@ def _approve_during_the_close(ws: Workspace, work_item_id: str, out: dict) -> No
     else:
         out["error"] = "the close's run never started"
         return
-    env = {**ws.env, "BILLOPS_QUEUE_URL": f"sqlite:///{ws.root / 'ops.sqlite'}", "BILLOPS_ACTOR": "ops"}
-    done = subprocess.run([str(BILLOPS), "workitems", "approve", work_item_id, "--by", "alice"], cwd=ws.root,
+    env = {**ws.env, "BILLOPS_QUEUE_URL": f"sqlite:///{ws.root / 'ops.sqlite'}"}
+    done = subprocess.run([str(BILLOPS), "workitems", "approve", work_item_id], cwd=ws.root,  # as the OS user
                           env=env, capture_output=True, text=True, timeout=120)
     out.update(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr, work_item_id=work_item_id,
                close_still_running=dict(ws.runs()).get(running[0]) == "STARTED")

@@ -12,21 +12,40 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+
+
+def default_ops_path() -> Path:
+    """Where the store lives without BILLOPS_QUEUE_URL: `ops.sqlite` in the folder of BILLOPS_WAREHOUSE."""
+    warehouse = Path(os.environ.get("BILLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE).expanduser().resolve()
+    return warehouse.parent / "ops.sqlite"
 
 
 def ops_store_url() -> str:
-    """BILLOPS_QUEUE_URL, or a SQLite file `ops.sqlite` beside the warehouse."""
-    url = os.environ.get("BILLOPS_QUEUE_URL")
-    if url:
-        return url
-    warehouse = Path(os.environ.get("BILLOPS_WAREHOUSE", "data/warehouse.duckdb")).expanduser().resolve()
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{warehouse.parent / 'ops.sqlite'}"
+    """BILLOPS_QUEUE_URL, or a SQLite file `ops.sqlite` beside the warehouse. Nothing is created here."""
+    return os.environ.get("BILLOPS_QUEUE_URL") or f"sqlite:///{default_ops_path()}"
 
 
-def ops_engine(url: str | None = None) -> Engine:
-    """An engine on the store; SQLite gets WAL (readers never block the writer) and a busy timeout."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database or another backend."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def ops_engine(url: str | None = None, create: bool = True) -> Engine:
+    """An engine on the store; SQLite gets WAL (readers never block the writer) and a busy timeout.
+
+    `create` makes the folder of a SQLite file, so the writer that first needs the store (a sensor,
+    a close) can create it there; a reader passes False and checks that the store exists first.
+    """
     url = url or ops_store_url()
+    path = sqlite_file(url)
+    if create and path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
 

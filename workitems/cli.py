@@ -1,7 +1,9 @@
 """`billops workitems list|show|approve|decline`: the billing team's queue (docs/contract/work-items.md).
 
-Exit codes follow `billops close`: 0 done, 1 a refused change or an unknown item (the message
-says why), 2 a usage error. Imports stay cheap (typer only) because cli/main.py loads this
+Exit codes follow `billops close`: 0 done, 1 a refused change, an unknown item or no queue where
+billops looks (the message says why, or where it looked), 2 a usage error. Who approves or declines
+is the OS user running the command (workitems/identity.py); `--by` may only name that user.
+Reading never creates the queue. Imports stay cheap (typer only) because cli/main.py loads this
 module for every `billops` command; the store is imported inside the commands.
 """
 
@@ -40,9 +42,24 @@ def _fail(message: str) -> None:
 
 
 def _engine():
-    from workitems.store import queue_engine
+    """The queue where it already is; none there is a failure that says where billops looked."""
+    from workitems.store import NoQueue, existing_queue_engine
 
-    return queue_engine()
+    try:
+        return existing_queue_engine()
+    except NoQueue as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+def _identity(by: str | None) -> str:
+    """The OS user running the command; `--by` naming anyone else is refused before the queue is read."""
+    from workitems.identity import NotThisUser, command_identity
+
+    try:
+        return command_identity(by)
+    except NotThisUser as exc:
+        _fail(str(exc))
 
 
 def _mirror() -> None:
@@ -146,20 +163,22 @@ def show_command(
     for e in events:
         move = f"{e['from_status'] or '-'} -> {e['to_status']}" if e["to_status"] else ""
         note = f"  {e['note']}" if e["note"] else ""
-        typer.echo(f"  {e['at']}  {e['action']:<17} by {e['by']} (os user {e['os_user']})  {move}{note}".rstrip())
+        via = f"{e['channel']}, " if e.get("channel") else ""
+        typer.echo(f"  {e['at']}  {e['action']:<17} by {e['by']} ({via}os user {e['os_user']})  {move}{note}".rstrip())
 
 
 @workitems_app.command("approve")
 def approve_command(
     work_item_id: str = typer.Argument(..., metavar="ID"),
-    by: str = typer.Option(..., "--by", help="Who approves (recorded beside the OS user)."),
+    by: str = typer.Option(None, "--by", help="Optional: must name the OS user running the command, who approves."),
     reason: str = typer.Option(None, "--reason", help="Why, for the audit trail."),
 ) -> None:
-    """Approve an open item; one that requires approval needs two different people."""
+    """Approve an open item as the OS user running the command; one that requires approval needs two people."""
     from workitems.store import Refused, approve
 
+    who = _identity(by)
     try:
-        decision = approve(_engine(), work_item_id, by, reason)
+        decision = approve(_engine(), work_item_id, who, reason, channel="command")
     except Refused as exc:
         _fail(str(exc))
     typer.echo(decision.message)
@@ -169,14 +188,15 @@ def approve_command(
 @workitems_app.command("decline")
 def decline_command(
     work_item_id: str = typer.Argument(..., metavar="ID"),
-    by: str = typer.Option(..., "--by", help="Who declines (recorded beside the OS user)."),
+    by: str = typer.Option(None, "--by", help="Optional: must name the OS user running the command, who declines."),
     reason: str = typer.Option(..., "--reason", help="Why (required)."),
 ) -> None:
-    """Decline an open item, with a reason."""
+    """Decline an open item, with a reason, as the OS user running the command."""
     from workitems.store import Refused, decline
 
+    who = _identity(by)
     try:
-        decision = decline(_engine(), work_item_id, by, reason)
+        decision = decline(_engine(), work_item_id, who, reason, channel="command")
     except Refused as exc:
         _fail(str(exc))
     typer.echo(decision.message)

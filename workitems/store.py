@@ -11,14 +11,17 @@ Four eyes: an item with `requires_approval` is approved by two different
 people; the first approval is recorded (event `approval_recorded`) and the
 item stays `open`; the second, by someone else, makes it `approved`.
 `decided_by` is the person whose decision settled the item; every approver
-is in the audit trail (`work_item_events`).
+is in the audit trail (`work_item_events`) with the channel it came through.
+
+Who decides is established by the channel, not here: the command passes the OS
+user running it (workitems/identity.py); code calling `approve` is trusted as
+a direct writer of the store is. People are compared through
+`identity.person_key`, so no spelling makes one person two.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,9 +31,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from workitems.tables import (  # noqa: F401 - queue_engine and the vocabulary are the store's interface too
-    APPROVAL_THRESHOLD, COLUMNS, DECIDED, KINDS, RULES, STATUSES, queue_engine, work_item_events,
-    work_item_numbers, work_items,
+from workitems.identity import os_user, person_key, visible
+from workitems.tables import (  # noqa: F401 - the engines and the vocabulary are the store's interface too
+    APPROVAL_THRESHOLD, CHANNELS, COLUMNS, DECIDED, KINDS, RULES, STATUSES, NoQueue, existing_queue_engine,
+    queue_engine, work_item_events, work_item_numbers, work_items,
 )
 from workitems.webhook import post_items, webhook_url
 
@@ -45,17 +49,6 @@ class Decision:
     status: str
     approvals: tuple[str, ...]
     message: str
-
-
-def os_actor() -> str:
-    """Who is really running this: BILLOPS_ACTOR where a deployment sets it, else the OS user."""
-    actor = os.environ.get("BILLOPS_ACTOR", "").strip()
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - a container without a passwd entry still records something
-        return "unknown"
 
 
 def dedup_key_for(kind: str, rule: str, invoice_number: str | None, charge_id: str | None = None,
@@ -121,11 +114,14 @@ def _existing_id(conn: Connection, dedup_key: str) -> str | None:
 
 
 def record_event(conn: Connection, work_item_id: str, action: str, by: str, note: str | None = None,
-                 from_status: str | None = None, to_status: str | None = None) -> None:
-    """One line of the audit trail: who (`by` and the OS user or BILLOPS_ACTOR), when, why, which move."""
+                 from_status: str | None = None, to_status: str | None = None, channel: str = "sensor") -> None:
+    """One line of the audit trail: who (the identity and the OS user of the writing process), through
+    which channel, when, why, which move."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     conn.execute(work_item_events.insert().values(
-        work_item_id=work_item_id, at=_now(), action=action, by=by, os_user=os_actor(), note=note,
-        from_status=from_status, to_status=to_status))
+        work_item_id=work_item_id, at=_now(), action=action, by=by, os_user=os_user(), note=note,
+        from_status=from_status, to_status=to_status, channel=channel))
 
 
 def _insert(conn: Connection, item: Mapping, raised_by: str) -> tuple[str, bool]:
@@ -257,49 +253,62 @@ def _move(conn: Connection, item: dict, to_status: str, by: str, values: dict) -
         raise Refused(f"{item['work_item_id']} changed while you were deciding; look at it again")
 
 
-def _person(name: str) -> str:
-    return " ".join(name.split()).casefold()
+def _people(event: Mapping) -> set[str]:
+    """Who an event speaks for: its identity; for a command written before identities were real
+    (channel NULL, `by` was free text), its OS user too, so an upgrade opens no way round four eyes."""
+    people = {person_key(event["by"])}
+    if event.get("channel") is None:
+        people.add(person_key(event["os_user"]))
+    return people
 
 
-def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None) -> Decision:
-    """Approve; an item that requires approval needs a second approver who is not the first."""
-    by = " ".join(by.split())
+def _decider(by: str, verb: str) -> str:
+    by = " ".join((by or "").split())
     if not by:
-        raise Refused("--by must name who approves")
+        raise Refused(f"who {verb} is not known")
+    return by
+
+
+def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None, channel: str = "command") -> Decision:
+    """Approve as `by` (the identity its channel established); an item that requires approval needs a
+    second approver who is another person (after `person_key`) than the first, and neither is the raiser."""
+    by = _decider(by, "approves")
+    me = person_key(by)
     with engine.begin() as conn:
         item = _locked_item(conn, work_item_id)
         _refuse_if_decided(item, "approved")
-        if _person(by) == _person(item["events"][0]["by"]):
-            raise Refused(f"{work_item_id} was raised by {by}; the requester cannot approve it")
-        first = next((earlier for earlier in item["approvals"] if _person(earlier) == _person(by)), None)
+        created = item["events"][0]
+        if me == person_key(created["by"]):
+            raise Refused(f"{work_item_id} was raised by {created['by']}; the requester cannot approve it")
+        first = next((e for e in item["events"] if e["action"] in ("approval_recorded", "approved") and me in _people(e)),
+                     None)
         if first:
-            raise Refused(f"{work_item_id} needs two different people (four eyes): {first} already approved it; "
-                          f"a second person must approve")
+            same = "" if first["by"] == by else f", and {visible(by)} is the same person"
+            raise Refused(f"{work_item_id} needs two different people (four eyes): {first['by']} already approved it"
+                          f"{same}; a second person must approve")
         needed = 2 if item["requires_approval"] else 1
         approvals = (*item["approvals"], by)
         if len(approvals) < needed:
             _move(conn, item, "open", by, {})  # no status change, but it takes the conditional-update check
-            record_event(conn, work_item_id, "approval_recorded", by, note, "open", "open")
+            record_event(conn, work_item_id, "approval_recorded", by, note, "open", "open", channel)
             return Decision(work_item_id, "open", approvals,
                             f"{work_item_id}: approval 1 of {needed} recorded by {by}; a second person must approve")
         _move(conn, item, "approved", by, {"decided_at": _now(), "decided_by": by})
-        record_event(conn, work_item_id, "approved", by, note, item["status"], "approved")
+        record_event(conn, work_item_id, "approved", by, note, item["status"], "approved", channel)
         who = " and ".join(approvals)
         return Decision(work_item_id, "approved", approvals, f"{work_item_id} approved by {who}")
 
 
-def decline(engine: Engine, work_item_id: str, by: str, reason: str) -> Decision:
-    """Decline an open item; one person and a reason suffice."""
-    by = " ".join(by.split())
-    if not by:
-        raise Refused("--by must name who declines")
+def decline(engine: Engine, work_item_id: str, by: str, reason: str, channel: str = "command") -> Decision:
+    """Decline an open item as `by` (the identity its channel established); one person and a reason suffice."""
+    by = _decider(by, "declines")
     if not (reason or "").strip():
         raise Refused("a decline needs a --reason")
     with engine.begin() as conn:
         item = _locked_item(conn, work_item_id)
         _refuse_if_decided(item, "declined")
         _move(conn, item, "declined", by, {"decided_at": _now(), "decided_by": by})
-        record_event(conn, work_item_id, "declined", by, reason, item["status"], "declined")
+        record_event(conn, work_item_id, "declined", by, reason, item["status"], "declined", channel)
         return Decision(work_item_id, "declined", item["approvals"], f"{work_item_id} declined by {by}: {reason}")
 
 

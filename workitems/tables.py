@@ -1,18 +1,21 @@
 """The queue's vocabulary and tables in the operational store (docs/contract/work-items.md, `marts.work_items`).
 
 `queue_engine` opens the store (warehouse.ops_store: SQLite in WAL mode by default, any
-SQLAlchemy URL in BILLOPS_QUEUE_URL) with these tables created; workitems/store.py holds
-what is done with them (raise, decide, close, audit).
+SQLAlchemy URL in BILLOPS_QUEUE_URL) with these tables created, for the code that raises
+items; `existing_queue_engine` opens it only where it already is, for the people who read
+and decide (reading never creates a store). workitems/store.py holds what is done with
+them (raise, decide, close, audit).
 """
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy import Engine, event
 
-from warehouse.ops_store import ops_engine
+from warehouse.ops_store import DEFAULT_WAREHOUSE, default_ops_path, ops_engine, ops_store_url, sqlite_file
 
 KINDS = ("refund", "credit_note", "payment_extension")
 RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_extension": ("E1",)}
@@ -85,22 +88,36 @@ work_item_events = sa.Table(
     sa.Column("work_item_id", sa.String(16), nullable=False, index=True),
     sa.Column("at", sa.DateTime(), nullable=False),  # UTC
     sa.Column("action", sa.String(32), nullable=False),  # created approval_recorded approved declined done webhook_*
-    sa.Column("by", sa.String(128), nullable=False),  # the --by name (or the sensor that raised it)
-    sa.Column("os_user", sa.String(128), nullable=False),  # BILLOPS_ACTOR, else the OS user running the command
+    sa.Column("by", sa.String(128), nullable=False),  # the identity: the OS user of a command, or the raising sensor
+    sa.Column("os_user", sa.String(128), nullable=False),  # the OS user of the process that wrote the event
     sa.Column("note", sa.Text()),  # the reason given, or what happened
     sa.Column("from_status", sa.String(16)),
     sa.Column("to_status", sa.String(16)),
+    # how the change came in: `command` (billops workitems), `sensor` (raised, webhook, done);
+    # NULL on events written before identities were real (decisions #41)
+    sa.Column("channel", sa.String(16)),
 )
 
+CHANNELS = ("command", "sensor")
 
-def queue_engine(url: str | None = None) -> Engine:
-    """The ops store's engine with the queue's tables; SQLite transactions take the write lock up front.
+
+class NoQueue(Exception):
+    """No queue where billops looks; the message says where it looked and which setting points elsewhere."""
+
+
+def _add_channel_column(conn: sa.Connection) -> None:
+    """A store written by an older billops has no `channel` column: add it, once (idempotent)."""
+    if "channel" not in {c["name"] for c in sa.inspect(conn).get_columns("work_item_events")}:
+        conn.execute(sa.text("ALTER TABLE work_item_events ADD COLUMN channel VARCHAR(16)"))
+
+
+def _prepared(engine: Engine) -> Engine:
+    """SQLite transactions take the write lock up front.
 
     pysqlite opens a transaction lazily at the first write, so a read-then-write transaction can
     fail with SQLITE_BUSY when another writer slipped in between; BEGIN IMMEDIATE serialises
     writers instead (busy_timeout makes them wait), which is the locking the four-eyes count needs.
     """
-    engine = ops_engine(url)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -111,10 +128,60 @@ def queue_engine(url: str | None = None) -> Engine:
         def _begin_immediate(connection):  # noqa: ANN001
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    return engine
+
+
+def _upgrade(engine: Engine, create_tables: bool) -> None:
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                if create_tables:
+                    metadata.create_all(conn)
+                _add_channel_column(conn)
+            return
+        except sa.exc.DatabaseError:  # another process created the tables or the column between check and write
+            if attempt == 2:
+                raise
+
+
+def queue_engine(url: str | None = None) -> Engine:
+    """The ops store's engine with the queue's tables, created where missing: for the code that raises items."""
+    engine = _prepared(ops_engine(url))
+    _upgrade(engine, create_tables=True)
+    return engine
+
+
+def where_it_looked(url: str | None = None) -> str:
+    """Where the queue was looked for and which setting points elsewhere, for a person; never a whole URL.
+    `url` is one given by the caller; None means the settings."""
+    from orchestration.settings import safe_url
+
+    if url:
+        return f"no work-item queue at {safe_url(url)}"
+    if os.environ.get("BILLOPS_QUEUE_URL"):
+        return f"no work-item queue at {safe_url(os.environ['BILLOPS_QUEUE_URL'])} (BILLOPS_QUEUE_URL)"
+    warehouse = os.environ.get("BILLOPS_WAREHOUSE") or f"{DEFAULT_WAREHOUSE}, the default"
+    return (f"no work-item queue at {default_ops_path()}: without BILLOPS_QUEUE_URL the queue is ops.sqlite "
+            f"in the folder of BILLOPS_WAREHOUSE ({warehouse}); set BILLOPS_QUEUE_URL, or BILLOPS_WAREHOUSE, "
+            f"to look elsewhere. "
+            f"A close or the work-item sensor creates the queue when it first raises an item")
+
+
+def existing_queue_engine(url: str | None = None) -> Engine:
+    """The queue where it already is; NoQueue, creating nothing, where there is none (no SQLite file, or
+    a store without the queue's tables, e.g. one holding only sent alerts, or a database that cannot be read)."""
+    path = sqlite_file(url or ops_store_url())
+    if path is not None and not path.is_file():
+        raise NoQueue(where_it_looked(url))
     try:
-        with engine.begin() as conn:
-            metadata.create_all(conn)
-    except sa.exc.DatabaseError:  # another process created the tables between the check and the CREATE
-        with engine.begin() as conn:
-            metadata.create_all(conn)
+        engine = _prepared(ops_engine(url, create=False))
+        with engine.connect() as conn:
+            present = sa.inspect(conn).has_table("work_items") and sa.inspect(conn).has_table("work_item_events")
+    except (ImportError, sa.exc.DBAPIError) as exc:  # no driver, a server down, a password refused
+        why = str(exc) if isinstance(exc, ImportError) else type(exc.orig).__name__  # a driver's text may hold the URL
+        raise NoQueue(f"{where_it_looked(url)}: it could not be opened ({why})") from None
+    if not present:
+        engine.dispose()
+        raise NoQueue(where_it_looked(url))
+    _upgrade(engine, create_tables=False)
     return engine

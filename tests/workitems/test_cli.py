@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from decimal import Decimal
@@ -14,7 +15,9 @@ import pytest
 
 from tests.conftest import BILLOPS
 from workitems.mirror import mirror_work_items
-from workitems.store import list_items, queue_engine, raise_item, raise_items
+from workitems.store import approve, list_items, queue_engine, raise_item, raise_items
+
+ME = pwd.getpwuid(os.geteuid()).pw_name  # who runs the tests, read here independently of workitems/identity.py
 
 # docs/contract/published-interface.md, marts.work_items, written here independently of the code.
 CONTRACT_COLUMNS = [
@@ -43,12 +46,9 @@ class Queue:
         self.engine = queue_engine(self.url)
         self.root = root
 
-    def billops(self, *args: str, actor: str | None = "alice-laptop", user: str = "ops") -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("BILLOPS_ACTOR", "LOGNAME", "BILLOPS_WORKITEM_WEBHOOK_URL")}
-        env.update(BILLOPS_QUEUE_URL=self.url, BILLOPS_WAREHOUSE=str(self.warehouse), USER=user, COLUMNS="200")
-        if actor:
-            env["BILLOPS_ACTOR"] = actor
+    def billops(self, *args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "BILLOPS_WORKITEM_WEBHOOK_URL"}
+        env.update(BILLOPS_QUEUE_URL=self.url, BILLOPS_WAREHOUSE=str(self.warehouse), COLUMNS="200")
         return subprocess.run([str(BILLOPS), "workitems", *args], cwd=self.root, env=env,
                               capture_output=True, text=True, timeout=120)
 
@@ -63,7 +63,6 @@ class Queue:
 @pytest.fixture
 def queue(tmp_path, monkeypatch):
     monkeypatch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
-    monkeypatch.setenv("BILLOPS_ACTOR", "ops")  # the sensor's deployment identity, recorded on `created`
     q = Queue(tmp_path)
     assert [created for _, created in raise_items(q.engine, SEED)] == [True] * 4
     duckdb.connect(str(q.warehouse)).close()  # an existing warehouse: changes are mirrored into it
@@ -90,46 +89,46 @@ def test_list_prints_the_queue_and_json_rows_with_the_contract_columns(queue):
 
 
 def test_four_eyes_and_the_audit_trail_through_the_command(queue):
-    first = queue.billops("approve", "WI-000001", "--by", "alice", "--reason", "charge log shows two captures")
+    first = queue.billops("approve", "WI-000001", "--by", ME, "--reason", "charge log shows two captures")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("WI-000001: approval 1 of 2 recorded by alice; a second person must approve")
+    assert first.stdout.startswith(f"WI-000001: approval 1 of 2 recorded by {ME}; a second person must approve")
 
-    again = queue.billops("approve", "WI-000001", "--by", "alice")
+    again = queue.billops("approve", "WI-000001")
     assert again.returncode == 1
-    assert "refused: WI-000001 needs two different people (four eyes): alice already approved it" in again.stderr
+    assert f"refused: WI-000001 needs two different people (four eyes): {ME} already approved it" in again.stderr
 
-    second = queue.billops("approve", "WI-000001", "--by", "bob", actor=None, user="bob-os")
-    assert second.returncode == 0, second.stderr
-    assert second.stdout.startswith("WI-000001 approved by alice and bob")
-    assert queue.marts()[0] == ("WI-000001", "approved", "bob")  # mirrored at once: the warehouse was free
+    # another person (tests/workitems/test_identity.py runs this one as a second OS user)
+    second = approve(queue.engine, "WI-000001", "bob")
+    assert second.message == f"WI-000001 approved by {ME} and bob"
 
     shown = queue.billops("show", "WI-000001")
     assert shown.returncode == 0, shown.stderr
-    assert "approvals          2 of 2 (alice, bob)" in shown.stdout
+    assert f"approvals          2 of 2 ({ME}, bob)" in shown.stdout
     trail = [line.split(None, 1)[1] for line in shown.stdout.split("audit trail (UTC):\n")[1].splitlines()]
     assert trail == [
-        "created           by sensor (os user ops)  - -> open  second succeeded charge",
-        "approval_recorded by alice (os user alice-laptop)  open -> open  charge log shows two captures",
-        "approved          by bob (os user bob-os)  open -> approved",
+        f"created           by sensor (sensor, os user {ME})  - -> open  second succeeded charge",
+        f"approval_recorded by {ME} (command, os user {ME})  open -> open  charge log shows two captures",
+        f"approved          by bob (command, os user {ME})  open -> approved",
     ]
 
 
 def test_a_declined_item_is_never_reopened_nor_changed(queue):
-    declined = queue.billops("decline", "WI-000003", "--by", "carol", "--reason", "second extension this quarter")
+    declined = queue.billops("decline", "WI-000003", "--reason", "second extension this quarter")
     assert declined.returncode == 0, declined.stderr
-    assert declined.stdout.startswith("WI-000003 declined by carol: second extension this quarter")
+    assert declined.stdout.startswith(f"WI-000003 declined by {ME}: second extension this quarter")
+    assert queue.marts()[2] == ("WI-000003", "declined", ME)  # mirrored at once: the warehouse was free
 
     assert raise_item(queue.engine, SEED[2]) == ("WI-000003", False)  # the sensor sees the failed charge again
-    approved_late = queue.billops("approve", "WI-000003", "--by", "dave")
+    approved_late = queue.billops("approve", "WI-000003")
     assert approved_late.returncode == 1
-    assert "refused: WI-000003 is already declined (by carol at" in approved_late.stderr
+    assert f"refused: WI-000003 is already declined (by {ME} at" in approved_late.stderr
     assert "a decided item cannot be approved" in approved_late.stderr
 
     shown = json.loads(queue.billops("show", "WI-000003", "--format", "json").stdout)
-    assert (shown["status"], shown["decided_by"]) == ("declined", "carol")
-    assert [(e["action"], e["by"], e["os_user"], e["note"]) for e in shown["events"]] == [
-        ("created", "sensor", "ops", "eligible"),
-        ("declined", "carol", "alice-laptop", "second extension this quarter"),
+    assert (shown["status"], shown["decided_by"]) == ("declined", ME)
+    assert [(e["action"], e["by"], e["os_user"], e["channel"], e["note"]) for e in shown["events"]] == [
+        ("created", "sensor", ME, "sensor", "eligible"),
+        ("declined", ME, ME, "command", "second extension this quarter"),
     ]
 
 
@@ -148,9 +147,8 @@ def test_the_queue_keeps_working_while_another_process_holds_the_warehouse(queue
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        env = {**os.environ, "BILLOPS_QUEUE_URL": queue.url, "BILLOPS_WAREHOUSE": str(queue.warehouse),
-               "BILLOPS_ACTOR": "ops"}
-        approvers = [subprocess.Popen([str(BILLOPS), "workitems", "approve", work_item_id, "--by", "erin"],
+        env = {**os.environ, "BILLOPS_QUEUE_URL": queue.url, "BILLOPS_WAREHOUSE": str(queue.warehouse)}
+        approvers = [subprocess.Popen([str(BILLOPS), "workitems", "approve", work_item_id],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for work_item_id in ("WI-000002", "WI-000004")]
         outputs = [p.communicate(timeout=120) + (p.returncode,) for p in approvers]
@@ -160,12 +158,12 @@ def test_the_queue_keeps_working_while_another_process_holds_the_warehouse(queue
         holder.wait(timeout=30)
     for (stdout, stderr, returncode), work_item_id in zip(outputs, ("WI-000002", "WI-000004")):
         assert returncode == 0, stderr
-        assert stdout.startswith(f"{work_item_id} approved by erin")
+        assert stdout.startswith(f"{work_item_id} approved by {ME}")
         assert "the warehouse is busy" in stdout
     assert approved == ["WI-000002", "WI-000004"]
     assert mirror_work_items(queue.warehouse, queue.engine) is True  # the lock is gone: the mirror catches up
-    assert queue.marts() == [("WI-000001", "open", None), ("WI-000002", "approved", "erin"),
-                             ("WI-000003", "open", None), ("WI-000004", "approved", "erin")]
+    assert queue.marts() == [("WI-000001", "open", None), ("WI-000002", "approved", ME),
+                             ("WI-000003", "open", None), ("WI-000004", "approved", ME)]
 
 
 def test_an_item_is_approved_through_the_command_while_a_close_runs(closed_november):
@@ -174,12 +172,12 @@ def test_an_item_is_approved_through_the_command_while_a_close_runs(closed_novem
     approval = closed_november.approval
     assert "error" not in approval, approval
     assert approval["returncode"] == 0, approval["stderr"]
-    assert approval["stdout"].startswith(f"{approval['work_item_id']} approved by alice")
+    assert approval["stdout"].startswith(f"{approval['work_item_id']} approved by {ME}")  # the OS user
     assert approval["close_still_running"] is True
     assert closed_november.result.returncode == 0, closed_november.result.stderr[-3000:]
     queue = queue_engine(f"sqlite:///{closed_november.ws.root / 'ops.sqlite'}")
     assert [(r["status"], r["decided_by"]) for r in list_items(queue) if r["work_item_id"] == approval["work_item_id"]] \
-        == [("approved", "alice")]
+        == [("approved", ME)]
     # the close's last step mirrored the queue, the approval included
     assert closed_november.ws.query("SELECT status, decided_by FROM marts.work_items WHERE work_item_id = ?",
-                                    [approval["work_item_id"]]) == [("approved", "alice")]
+                                    [approval["work_item_id"]]) == [("approved", ME)]

@@ -6,6 +6,8 @@ Real SQLite files, a real DuckDB warehouse, a real local HTTP server, real proce
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 import threading
@@ -24,6 +26,7 @@ from workitems.store import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+ME = pwd.getpwuid(os.geteuid()).pw_name  # the OS user of this process, recorded on every event it writes
 
 DUPLICATE_CHARGE = {
     "kind": "refund", "rule": "R2", "customer_id": "CUST-0001", "invoice_number": "INV-2026-10-000001",
@@ -42,7 +45,7 @@ EXTENSION = {
 
 @pytest.fixture
 def engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("BILLOPS_ACTOR", "svc-billing")
+    monkeypatch.setenv("BILLOPS_ACTOR", "svc-billing")  # no longer an identity: never recorded
     monkeypatch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
     return queue_engine(f"sqlite:///{tmp_path / 'q.sqlite'}")
 
@@ -90,18 +93,20 @@ def test_four_eyes_needs_two_different_people(engine):
     work_item_id, _ = raise_item(engine, DUPLICATE_CHARGE)
     first = approve(engine, work_item_id, "alice", "matches the charge log")
     assert (first.status, first.approvals) == ("open", ("alice",))
-    with pytest.raises(Refused, match="four eyes\\): alice already approved"):
-        approve(engine, work_item_id, " Alice ")
+    for same in (" Alice ", "ALICE", "ali\u200bce", "\uff41\uff4c\uff49\uff43\uff45", "Ali\u00adce"):
+        with pytest.raises(Refused, match="four eyes\\): alice already approved it, and .* is the same person"):
+            approve(engine, work_item_id, same)
     assert get_item(engine, work_item_id)["status"] == "open"
     second = approve(engine, work_item_id, "bob")
     assert (second.status, second.approvals) == ("approved", ("alice", "bob"))
     item = get_item(engine, work_item_id)
     assert (item["status"], item["decided_by"]) == ("approved", "bob")
     assert [(e["action"], e["by"], e["os_user"], e["note"], e["from_status"], e["to_status"]) for e in item["events"]] == [
-        ("created", "sensor", "svc-billing", "second succeeded charge for the invoice", None, "open"),
-        ("approval_recorded", "alice", "svc-billing", "matches the charge log", "open", "open"),
-        ("approved", "bob", "svc-billing", None, "open", "approved"),
+        ("created", "sensor", ME, "second succeeded charge for the invoice", None, "open"),
+        ("approval_recorded", "alice", ME, "matches the charge log", "open", "open"),
+        ("approved", "bob", ME, None, "open", "approved"),
     ]
+    assert [e["channel"] for e in item["events"]] == ["sensor", "command", "command"]
 
 
 def test_a_small_item_is_approved_by_one_person(engine):
