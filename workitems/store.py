@@ -283,9 +283,9 @@ def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None,
         first = next((e for e in item["events"] if e["action"] in ("approval_recorded", "approved") and me in _people(e)),
                      None)
         if first:
-            same = "" if first["by"] == by else f", and {visible(by)} is the same person"
-            raise Refused(f"{work_item_id} needs two different people (four eyes): {first['by']} already approved it"
-                          f"{same}; a second person must approve")
+            account = "" if person_key(first["by"]) == me else f" as the OS user {first['os_user']}"
+            raise Refused(f"{work_item_id} needs two different people (four eyes): {visible(first['by'])} already "
+                          f"approved it{account}; a second person must approve")
         needed = 2 if item["requires_approval"] else 1
         approvals = (*item["approvals"], by)
         if len(approvals) < needed:
