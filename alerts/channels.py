@@ -1,6 +1,8 @@
 """Where alerts go: a Slack-compatible webhook and plain SMTP, configured from the environment.
 
 Every alert is also a log line (logger `billops.alerts`), whether or not a channel is set.
+A channel's error is described by `failure_text` and the channel's `safe_url`, never by the
+exception's own words: httpx puts the webhook's full URL, token included, into them.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ import logging
 import os
 import smtplib
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
+
+from orchestration.redaction import failure_text, redact_logs
+from orchestration.settings import safe_url
 
 
 logger = logging.getLogger("billops.alerts")
+redact_logs(logger.name)
 
 # A sensor tick must end well within the daemon's patience; 10 s per channel keeps two channels under 30 s.
 SEND_TIMEOUT_SECONDS = 10.0
@@ -24,7 +30,7 @@ EMAIL = "email"
 
 @dataclass(frozen=True)
 class AlertConfig:
-    webhook_url: str | None
+    webhook_url: str | None = field(repr=False)  # a secret: its token is in the path
     email_to: tuple[str, ...]
     smtp_host: str
     smtp_port: int
@@ -35,6 +41,12 @@ class AlertConfig:
     def channels(self) -> tuple[str, ...]:
         """The channels this environment configures, in sending order."""
         return tuple(name for name, on in ((WEBHOOK, bool(self.webhook_url)), (EMAIL, bool(self.email_to))) if on)
+
+    def where(self, channel: str) -> str:
+        """The channel's destination as it may be shown: `scheme://host[:port]`."""
+        if channel == WEBHOOK:
+            return safe_url(self.webhook_url)
+        return safe_url(f"smtp://{self.smtp_host}:{self.smtp_port}")
 
     def run_link(self, run_id: str) -> str:
         return f"{self.ui_url}/runs/{run_id}"
@@ -84,6 +96,6 @@ def send(config: AlertConfig, channels: tuple[str, ...], text: str) -> tuple[lis
             SENDERS[channel](config, text)
             sent.append(channel)
         except Exception as error:  # noqa: BLE001 - any failure of a channel is recorded and retried
-            errors[channel] = f"{type(error).__name__}: {error}"[:500]
+            errors[channel] = f"{config.where(channel)}: {failure_text(error)}"
             logger.warning("alert channel %s failed: %s", channel, errors[channel])
     return sent, errors

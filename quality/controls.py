@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 
 MAX_EXAMPLES = 10
+NAMED_IN_TEXT = 3  # offending rows written into the description, which the alert quotes
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Control:
         columns = [d[0] for d in cursor.description]
         offending = [dict(zip(columns, row)) for row in cursor.fetchall()]
         amount = sum((Decimal(r[self.amount_column] or 0) for r in offending), Decimal("0.00")) if self.amount_column else None
-        return result(self.name, self.asset, self.severity, self.description, checked, offending, amount)
+        return result(self.name, self.asset, self.severity, self.description + named_rows(offending), checked, offending, amount)
 
 
 def _used(sql: str, params: dict) -> dict:
@@ -60,6 +61,16 @@ def _plain(value):
     return value
 
 
+def named_rows(offending: list[dict]) -> str:
+    """The first offending rows in words (`column=value`), so that the description, and the alert that
+    quotes it, names what to look at; all of them (up to 10) are in the `offending_rows` metadata."""
+    if not offending:
+        return ""
+    rows = "; ".join(", ".join(f"{k}={_plain(v)}" for k, v in row.items()) for row in offending[:NAMED_IN_TEXT])
+    more = f"; and {len(offending) - NAMED_IN_TEXT} more (offending_rows)" if len(offending) > NAMED_IN_TEXT else ""
+    return f" Offending: {rows}{more}."
+
+
 def result(name: str, asset: dg.AssetKey, severity: dg.AssetCheckSeverity, description: str, checked: int,
            offending: list[dict], amount: Decimal | None = None, extra: dict | None = None) -> dg.AssetCheckResult:
     """The AssetCheckResult of a control, with the metadata every control carries."""
@@ -70,7 +81,8 @@ def result(name: str, asset: dg.AssetKey, severity: dg.AssetCheckSeverity, descr
         **(extra or {}),
     }
     if amount is not None:
-        # Exact text for finance, a float only so that the UI can plot it.
+        # The amount is the exact text; the float copy exists only because the UI plots a check's numeric
+        # metadata across runs (decisions #48). Alerts and marts never show it (alerts/messages.py).
         metadata["amount_at_stake"] = dg.MetadataValue.text(f"{amount:.2f}")
         metadata["amount_at_stake_plot"] = dg.MetadataValue.float(float(amount))
     verdict = f"{len(offending)} of {checked} failed" if offending else f"all {checked} pass"

@@ -3,6 +3,8 @@
 Posted after the items are committed, one POST per new item, and the outcome goes into the
 item's audit trail (`webhook_sent` / `webhook_failed`): a failing webhook never loses an item.
 A failed post is not retried; the item is in the queue and in marts.work_items all the same.
+The note names the webhook as `scheme://host[:port]` and the failure by its class and status,
+never the URL or httpx's own message (which quotes it): the path may carry a token.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import os
 
 import httpx
 
+from orchestration.redaction import failure_text, redact_logs
+from orchestration.settings import safe_url
+
 WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
 WEBHOOK_TIMEOUT_SECONDS = 3.0  # a sensor tick must finish well inside Dagster's 60 s
+redact_logs()  # httpx logs each request's full URL at INFO
 
 
 def webhook_url() -> str:
@@ -22,11 +28,12 @@ def webhook_url() -> str:
 def post_items(url: str, rows: list[dict]) -> list[tuple[bool, str]]:
     """POST each row (a marts.work_items row as JSON) to the webhook; (ok, note) per row, never raising."""
     outcomes = []
+    shown = safe_url(url)
     with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
         for row in rows:
             try:
                 response = client.post(url, json=row)
-                outcomes.append((response.is_success, f"POST {url}: HTTP {response.status_code}"))
+                outcomes.append((response.is_success, f"POST {shown}: HTTP {response.status_code}"))
             except httpx.HTTPError as exc:
-                outcomes.append((False, f"POST {url}: {type(exc).__name__}: {exc}"))
+                outcomes.append((False, f"POST {shown}: {failure_text(exc)}"))
     return outcomes
