@@ -34,6 +34,6 @@ def post_items(url: str, rows: list[dict]) -> list[tuple[bool, str]]:
             try:
                 response = client.post(url, json=row)
                 outcomes.append((response.is_success, f"POST {shown}: HTTP {response.status_code}"))
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError, and quotes the URL
                 outcomes.append((False, f"POST {shown}: {failure_text(exc)}"))
     return outcomes

@@ -142,3 +142,11 @@ def test_failure_text_never_quotes_the_exception():
     assert f"{TOKEN}" in str(status)  # what httpx would have written
     assert failure_text(status) == "HTTPStatusError: HTTP 503 Service Unavailable"
     assert failure_text(httpx.InvalidURL(f"Invalid URL {request.url}")) == "InvalidURL"
+
+
+def test_a_malformed_work_item_webhook_url_is_a_note_not_an_error():
+    """httpx.InvalidURL is not an httpx.HTTPError and its message quotes the URL: it used to escape the sensor."""
+    from workitems.webhook import post_items
+
+    assert post_items(f"http://hooks.billops.test:abc/services/{TOKEN}", [{"work_item_id": "WI-000001"}]) == [
+        (False, "POST (unparseable URL): InvalidURL")]
