@@ -66,7 +66,10 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "httpx" and isinstance(record.args, tuple) and len(record.args) >= 2:
             record.args = (record.args[0], safe_url(str(record.args[1])), *record.args[2:])
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the handler's to report, not the caller's
+            return True
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
