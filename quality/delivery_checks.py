@@ -9,7 +9,8 @@ footers' statistics. Records on another day of the month are accepted by the con
 outside the month are quarantined, so "times inside the day" is reported, not blocking.
 
 `billops close --allow-missing-days` tags the run `billops/allow_missing_days=true`: C12 then
-passes, and its metadata records that it was overridden and which days were missing.
+passes, and its metadata records that it was overridden and which days were missing. A month
+issued that way keeps the allowance when it is restated (`audit.issued_months.allow_missing_days`).
 """
 
 import calendar
@@ -19,6 +20,7 @@ import warnings
 
 import dagster as dg
 
+from orchestration.close_options import CloseOptions
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from quality.gx_runner import SHOWN, Expect, frame, plain, run_suite
@@ -27,7 +29,6 @@ from quality.gx_runner import SHOWN, Expect, frame, plain, run_suite
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)
 
 USAGE_KEY = dg.AssetKey(["raw", "usage"])
-ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
 REQUIRED_COLUMNS = ["event_id", "customer_id", "resource_id", "sku", "start_time", "end_time", "quantity"]
 
 FILE_STATS_SQL = """
@@ -154,9 +155,13 @@ def _per_day_markdown(profile) -> str:
 def deliveries_complete(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """C12 on the month's usage as the usage asset loaded it (audit.file_loads) and the files' footers."""
     month = context.partition_time_window.start.date()
-    allow = str(context.run.tags.get(ALLOW_MISSING_DAYS_TAG, "")).lower() == "true"
+    allow = CloseOptions.from_tags(context.run.tags).allow_missing_days
     with warehouse.connect(read_only=True) as con:
         profile = day_profile(con, warehouse.landing_path, month)
+        # A restatement keeps the allowance its month was issued with, however the run was launched.
+        allow = allow or bool(con.execute(
+            "SELECT bool_or(allow_missing_days) FROM audit.issued_months WHERE billing_month = ?", [month]
+        ).fetchone()[0])
     return judge_deliveries(profile, month, allow)
 
 

@@ -11,7 +11,8 @@ import dagster as dg
 from assets.reference import reference_snapshots
 from assets.usage import usage
 from orchestration.resources import WarehouseResource
-from quality.delivery_checks import ALLOW_MISSING_DAYS_TAG, deliveries_complete
+from orchestration.close_options import ALLOW_MISSING_DAYS_TAG
+from quality.delivery_checks import deliveries_complete
 from tests.conftest import GOLDEN
 
 
