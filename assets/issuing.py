@@ -15,12 +15,14 @@ from datetime import date, datetime, timezone
 import dagster as dg
 import duckdb
 
-from orchestration.close_options import CloseOptions
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from quality.issued_controls import CONTENT_HASH_SQL, issued_check_specs, issued_invoices_immutable
+from warehouse.close_options import CloseOptions
+from warehouse.close_state import record_close_state
 from warehouse.landing import landed_usage_months
 from warehouse.months import OutOfOrderMonth, check_month_order, first_month_problem, issued_months
+from warehouse.ops_store import ops_engine
 
 DRAFTS = ["int_invoices_drafted", "int_invoice_lines_drafted", "int_credit_ledger_drafted"]
 
@@ -140,6 +142,15 @@ def restate_month(con: duckdb.DuckDBPyConnection, month: date, end: date, run_id
     return {"customers_differing": differing, "restatements_added": added, "net_difference": net}
 
 
+def record_month_state(con: duckdb.DuckDBPyConnection, month: date) -> None:
+    """Tell the planners (warehouse/close_plan.py) what this successful run used, in the operational store."""
+    engine = ops_engine()
+    try:
+        record_close_state(engine, con, month)
+    finally:
+        engine.dispose()
+
+
 ISSUED_TABLES = {
     "issued_invoices": "The frozen copy of every issued invoice (append-only): a month is issued once, when every "
                        "blocking control on its drafts passed.",
@@ -185,6 +196,7 @@ def issued_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             outcome = {"action": "issued", **issue_month(con, month, context.run_id, now, options)}
         con.execute("COMMIT")
         immutable = issued_invoices_immutable(con, month)
+        record_month_state(con, month)
     context.log.info(f"{month:%Y-%m}: {outcome}")
     # Money as exact text (the UI shows it, the CLI prints it); counts as integers.
     metadata = {k: (v if isinstance(v, (int, str)) else f"{v:.2f}") for k, v in outcome.items()}

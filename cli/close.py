@@ -20,10 +20,10 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.close_options import CloseOptions
 from orchestration.settings import Settings
-from warehouse.landing import REFERENCE_COLUMNS, landed_usage_months, usage_month_files
-from warehouse.months import first_month_problem, issued_months, order_problem
+from warehouse.close_options import CloseOptions
+from warehouse.close_plan import CloseRefused, PlannedClose, plan_close
+from warehouse.close_state import CloseState, close_state_in_store, close_state_in_warehouse
 from warehouse.schema import table_exists
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -39,10 +39,6 @@ event_log_storage:
     base_dir:
       env: DAGSTER_HOME
 """
-
-
-class CloseRefused(Exception):
-    """The month cannot be closed now; nothing was run."""
 
 
 @dataclass
@@ -73,77 +69,26 @@ def partition_problem(month: str) -> str | None:
     return f"{month} is outside the months billops closes ({keys[0][:7]} to {keys[-1][:7]})"
 
 
-def _file_sha256(path: Path) -> str:
-    from assets.ledger import describe_files
-
-    return describe_files(path.parent, [path])[0].sha256
-
-
-@dataclass(frozen=True)
-class PlannedClose:
-    """One run of a close: the month, the options it runs with, and why it runs (empty for the month asked)."""
-
-    month: str
-    options: CloseOptions
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def restatement(self) -> bool:
-        return bool(self.reasons)
-
-
 def plan_months(settings: Settings, month: str, options: CloseOptions = CloseOptions()) -> list[PlannedClose]:
-    """The runs, in order: each earlier issued month whose inputs changed since it was issued (with the
-    options it was issued with, and why), then `month`.
+    """The runs of this close, in order (warehouse/close_plan.py), planned from the close state in the
+    operational store; a warehouse issued before that state existed is read for it instead.
 
-    Raises CloseRefused when the month would be issued out of order, would strand earlier landed
-    usage as the warehouse's first month, or the warehouse is busy.
+    The command runs the close in its own process, so it first makes sure that it can open the
+    warehouse at all: one held by another process refuses the close before any run.
+    Raises CloseRefused when the month would be issued out of order or the warehouse is busy.
     """
-    target = date.fromisoformat(f"{month}-01")
-    asked = PlannedClose(month, options)
-    issued: list[date] = []
-    issued_options: dict[date, CloseOptions] = {}
-    ledger: set[str] = set()
-    used: dict[tuple[date, str], str] = {}
+    state = close_state_in_store()
     if settings.warehouse.exists():
         try:
             con = duckdb.connect(str(settings.warehouse), read_only=True)
         except duckdb.IOException as exc:
             raise CloseRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): {exc}")
         try:
-            if table_exists(con, "audit", "issued_months"):
-                issued = issued_months(con)
-                columns = {r[0] for r in con.execute("DESCRIBE audit.issued_months").fetchall()}
-                if {"allow_missing_days", "first_month"} <= columns:
-                    issued_options = {m: CloseOptions(bool(a), bool(f)) for m, a, f in con.execute(
-                        "SELECT billing_month, allow_missing_days, first_month FROM audit.issued_months").fetchall()}
-                ledger = {r[0] for r in con.execute(
-                    "SELECT path FROM audit.landed_files WHERE source = 'usage'").fetchall()}
-                used = {(r[0], r[1]): r[2] for r in con.execute(
-                    "SELECT billing_month, file, sha256 FROM audit.reference_snapshots").fetchall()}
+            if state is None and table_exists(con, "audit", "issued_months"):
+                state = close_state_in_warehouse(con)
         finally:
             con.close()
-    problem = order_problem(issued, target) or first_month_problem(
-        issued, target, landed_usage_months(settings.landing), options.first_month)
-    if problem:
-        raise CloseRefused(problem)
-    current = {f"reference/{name}.csv": _file_sha256(settings.landing / "reference" / f"{name}.csv")
-               for name in REFERENCE_COLUMNS if (settings.landing / "reference" / f"{name}.csv").exists()}
-    earlier = []
-    for issued_month in (m for m in issued if m < target):
-        late = [p.relative_to(settings.landing).as_posix() for p in usage_month_files(settings.landing, issued_month)]
-        late = [rel for rel in late if rel not in ledger]
-        changed = [rel for rel, sha in current.items() if used.get((issued_month, rel)) != sha]
-        reasons = [f"{len(late)} usage file(s) landed since it was issued: {_some(late)}"] if late else []
-        reasons += [f"{_some(changed)} changed since it was issued"] if changed else []
-        if reasons:
-            earlier.append(PlannedClose(f"{issued_month:%Y-%m}", issued_options.get(issued_month, CloseOptions()),
-                                        tuple(reasons)))
-    return earlier + [asked]
-
-
-def _some(names: list[str], shown: int = 3) -> str:
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return plan_close(settings.landing, state or CloseState(), month, options)
 
 
 def close_job():
@@ -213,24 +158,3 @@ def _outcome(month: str, result, log_file: Path) -> CloseOutcome:
             k: v.value for k, v in materialization.metadata.items()
         }
     return outcome
-
-
-def raise_work_items_after_close(settings: Settings) -> str:
-    """The close's last duty (docs/contract/published-interface.md): raise the month's work items, mirror and publish them.
-
-    The same tick the work-item sensor runs (idempotent through dedup keys), so a close
-    leaves the queue ready even where no Dagster daemon runs (the demo, a cron job).
-    """
-    from orchestration.workitem_sensors import raise_work_items
-    from warehouse.published import publish
-    from workitems.mirror import mirror_work_items
-    from workitems.store import queue_engine
-
-    engine = queue_engine()
-    try:
-        outcome = raise_work_items(settings.warehouse, engine, None)
-        if mirror_work_items(settings.warehouse, engine):
-            publish(settings.warehouse, settings.published)
-    finally:
-        engine.dispose()
-    return f"work items: {len(outcome.raised)} raised, {len(outcome.done)} marked done ({outcome.message})"

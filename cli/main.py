@@ -42,9 +42,9 @@ def close(
         False, "--verbose", help="Show Dagster's log lines and warnings here too (they are always in the run and the log)."),
 ) -> None:
     """Run the monthly close: ingest, rate, prove and issue MONTH through Dagster (restating earlier months first)."""
-    from cli.close import CloseRefused, partition_problem, plan_months, raise_work_items_after_close, run_close
+    from cli.close import CloseRefused, partition_problem, plan_months, run_close
     from cli.summary import print_outcome, print_plan
-    from orchestration.close_options import CloseOptions
+    from warehouse.close_options import CloseOptions
 
     settings = load_settings()
     if not settings.landing.is_dir():
@@ -66,7 +66,6 @@ def close(
         print_outcome(console, err_console, outcome, settings, asked=month, step=step)
         if not outcome.success:
             raise typer.Exit(1)
-    console.print(escape(raise_work_items_after_close(settings)))
 
 
 @app.command()

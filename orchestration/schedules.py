@@ -16,6 +16,10 @@ from datetime import date, datetime
 import dagster as dg
 
 from orchestration.jobs import close_month_job
+from orchestration.restatement_sensor import TRIGGER_TAG, restatement_request
+from orchestration.settings import load_settings
+from warehouse.close_plan import CloseRefused, plan_close
+from warehouse.close_state import CloseState, close_state_in_store
 
 
 def previous_month_key(tick: datetime) -> str:
@@ -32,10 +36,16 @@ def previous_month_key(tick: datetime) -> str:
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Close the previous billing month at 06:00 UTC on the 1st (stopped until a deployment starts it).",
 )
-def close_previous_month_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def close_previous_month_schedule(context: dg.ScheduleEvaluationContext):
+    """The same runs as `billops close --month M`: earlier months to restate first, then M."""
     month = previous_month_key(context.scheduled_execution_time)
+    try:
+        plan = plan_close(load_settings().landing, close_state_in_store() or CloseState(), month[:7])
+    except CloseRefused as refused:
+        return dg.SkipReason(f"close {month[:7]} refused: {refused}")
+    requests = [restatement_request(step, "schedule") for step in plan if step.restatement]
     # run_key: one close per month per schedule tick, even if the daemon evaluates the tick twice.
-    return dg.RunRequest(run_key=f"close-{month[:7]}", partition_key=month, tags={"billops/trigger": "schedule"})
+    return requests + [dg.RunRequest(run_key=f"close-{month[:7]}", partition_key=month, tags={TRIGGER_TAG: "schedule"})]
 
 
 schedules = [close_previous_month_schedule]

@@ -16,9 +16,11 @@ Every expected figure below is computed by hand from the golden price book.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 
@@ -74,6 +76,16 @@ def issued_october(ws: Workspace) -> tuple:
             ws.query(f"SELECT * FROM audit.issued_credit_ledger WHERE billing_month = {OCTOBER} ORDER BY ALL"))
 
 
+def restatement_sensor_tick(ws: Workspace):
+    """One tick of restate_changed_months_sensor on the workspace (its landing zone and operational store)."""
+    import dagster as dg
+
+    from orchestration.restatement_sensor import restate_changed_months_sensor
+
+    with mock.patch.dict(os.environ, ws.settings), ws.instance() as instance:
+        return restate_changed_months_sensor(dg.build_sensor_context(instance=instance))
+
+
 @pytest.fixture(scope="module")
 def chain(closed_golden, tmp_path_factory) -> dict:
     assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
@@ -98,7 +110,9 @@ def chain(closed_golden, tmp_path_factory) -> dict:
                 row("nov-c001-premium", "c001", "c001", "transfer-premium-gib", datetime(2026, 11, 2, 6, tzinfo=UTC),
                     "500")]
     land_month(ws, 2026, 11, 30, c001)
+    out["sensor_before_november"] = restatement_sensor_tick(ws)
     out["november"] = ws.close("2026-11")
+    out["sensor_after_november"] = restatement_sensor_tick(ws)
     out["runs_after_november"] = ws.runs()
     out["issued_after_november"] = issued_october(ws)
     out["restatements_after_november"] = ws.query(
@@ -135,6 +149,14 @@ def test_closing_november_restates_october_in_its_own_run(chain):
     assert "restating 2026-10 succeeded: restated; now close 2026-11" in stdout
     assert "close 2026-11 succeeded: issued" in stdout
     assert stdout.index("restating 2026-10 succeeded") < stdout.index("close 2026-11 succeeded")
+
+
+def test_the_restatement_sensor_requests_october_once_then_nothing(chain):
+    (request,) = chain["sensor_before_november"]
+    assert request.partition_key == "2026-10-01"
+    assert request.run_key.startswith("restate-2026-10-") and request.tags == {"billops/trigger": "restatement_sensor"}
+    # The same planner as the command: after November's close restated October, nothing is left to do.
+    assert "none with changed inputs" in chain["sensor_after_november"].skip_message
 
 
 def test_issued_october_is_byte_for_byte_unchanged(chain):

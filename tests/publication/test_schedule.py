@@ -8,12 +8,16 @@ from orchestration.partitions import monthly_partitions
 from orchestration.schedules import close_previous_month_schedule, previous_month_key
 
 
-def test_the_tick_on_the_first_requests_the_previous_month():
+def test_the_tick_on_the_first_requests_the_previous_month(tmp_path, monkeypatch):
+    # An empty landing zone and warehouse: nothing issued, nothing to restate, no earlier usage.
+    monkeypatch.setenv("BILLOPS_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("BILLOPS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.delenv("BILLOPS_QUEUE_URL", raising=False)
     with dg.instance_for_test() as instance:
         for tick, month in ((datetime(2026, 12, 1, 6, tzinfo=timezone.utc), "2026-11-01"),
                             (datetime(2027, 1, 1, 6, tzinfo=timezone.utc), "2026-12-01")):
             context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-            request = close_previous_month_schedule(context)
+            (request,) = close_previous_month_schedule(context)
             assert (request.partition_key, request.run_key) == (month, f"close-{month[:7]}")
             assert month in monthly_partitions.get_partition_keys(current_time=tick)
 

@@ -11,7 +11,7 @@ import dagster as dg
 from assets.reference import reference_snapshots
 from assets.usage import usage
 from orchestration.resources import WarehouseResource
-from orchestration.close_options import ALLOW_MISSING_DAYS_TAG
+from warehouse.close_options import ALLOW_MISSING_DAYS_TAG
 from quality.delivery_checks import deliveries_complete
 from tests.conftest import GOLDEN
 
