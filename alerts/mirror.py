@@ -1,26 +1,27 @@
-"""Copy the alert store into `marts.alerts`, only when the warehouse is free.
+"""`marts.alerts`: the alert store copied whole for BI, into the published copy and, by a close, the warehouse.
 
-DuckDB allows one writing process and a close holds the warehouse for minutes.
-The sensor never waits for it: if `duckdb.connect` cannot take the lock it
-skips and the next tick tries again. It opens the file only when the store
-changed since the last copy (a fingerprint kept in the store), so it holds the
-lock for a few milliseconds now and then, not every 30 seconds.
+The store (alerts/store.py, in the operational store) is the truth. Only a close run opens the
+warehouse, even to read (decisions #60), so the alert sensors never touch it:
+
+- after a tick, `publish_alerts` refreshes `marts.alerts` of the published copy
+  (BILLOPS_PUBLISHED/billops.duckdb and its Parquet) from the store when the copy differs,
+  through `warehouse.published.refresh_published`: the warehouse is not opened;
+- a close's publication step (assets/publication.py) writes the warehouse's `marts.alerts`
+  with `write_alerts` and publishes it, so the table exists, empty, from the first close on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from pathlib import Path
 
 import duckdb
-from sqlalchemy import select
 
 from alerts import store
 
 logger = logging.getLogger("billops.alerts")
 
+TABLE = "alerts"
 MARTS_ALERTS_DDL = """
 CREATE OR REPLACE TABLE marts.alerts (
     alert_id      VARCHAR NOT NULL PRIMARY KEY,
@@ -39,63 +40,51 @@ CREATE OR REPLACE TABLE marts.alerts (
 COLUMNS = ("alert_id", "dedup_key", "kind", "billing_month", "run_id", "text", "channels", "created_at", "sent_at", "attempts", "last_error")
 
 
-def create_alerts_table_if_missing(connection: duckdb.DuckDBPyConnection) -> None:
-    """`marts.alerts`, empty with the mirror's columns, when absent: BI finds it from the first close on
-    (the close's publication step calls this), not only once the sensor first mirrors an alert."""
-    connection.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    connection.execute(MARTS_ALERTS_DDL.replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-
-
 def _rows() -> list[tuple]:
-    return [tuple(getattr(alert, column) for column in COLUMNS) for alert in store.all_alerts()]
+    return sorted(tuple(getattr(alert, column) for column in COLUMNS) for alert in store.all_alerts())
 
 
-def _fingerprint(rows: list[tuple], warehouse: Path) -> str:
-    """The store's contents and the file's identity: a recreated warehouse is mirrored again."""
-    identity = os.stat(warehouse)
-    digest = hashlib.sha256(repr((rows, identity.st_dev, identity.st_ino)).encode())
-    return digest.hexdigest()
-
-
-def _last_fingerprint(warehouse: Path) -> str | None:
-    with store.engine().connect() as connection:
-        return connection.execute(
-            select(store.alert_mirrors.c.fingerprint).where(store.alert_mirrors.c.warehouse == str(warehouse))
-        ).scalar()
-
-
-def _remember(warehouse: Path, fingerprint: str) -> None:
-    with store.engine().begin() as connection:
-        table = store.alert_mirrors
-        connection.execute(table.delete().where(table.c.warehouse == str(warehouse)))
-        connection.execute(table.insert().values(warehouse=str(warehouse), fingerprint=fingerprint, mirrored_at=store.utc_now()))
-
-
-def mirror_alerts(warehouse_path: str | os.PathLike) -> bool:
-    """Replace marts.alerts with the store, in one transaction; False if the warehouse is busy (retry later)."""
-    warehouse = Path(warehouse_path).expanduser().resolve()
+def write_alerts(connection: duckdb.DuckDBPyConnection) -> int:
+    """Replace `marts.alerts` of the connection's default catalog with the store, inside the caller's
+    transaction; its row count (0 still creates the table with its columns)."""
     rows = _rows()
-    if not warehouse.exists():
-        if not rows:
-            return True  # nothing to show and no warehouse yet: do not create one
-    elif _last_fingerprint(warehouse) == _fingerprint(rows, warehouse):
-        return True
+    connection.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    connection.execute(MARTS_ALERTS_DDL)
+    if rows:
+        connection.executemany(f"INSERT INTO marts.alerts VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+    return len(rows)
+
+
+def _published_rows(copy: Path) -> list[tuple] | None:
+    """The rows of `marts.alerts` in the published copy; None when there is no copy or no such table."""
+    if not copy.exists():
+        return None
     try:
-        connection = duckdb.connect(str(warehouse))
-    except duckdb.IOException as error:
-        logger.info("marts.alerts not mirrored, the warehouse is busy (next tick retries): %s", error)
-        return False
+        connection = duckdb.connect(str(copy), read_only=True)
+    except duckdb.Error as error:  # a copy being swapped in, or unreadable: refresh it
+        logger.info("the published copy could not be read (%s): marts.alerts is refreshed", error)
+        return None
     try:
-        connection.execute("BEGIN TRANSACTION")
-        connection.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        connection.execute(MARTS_ALERTS_DDL)
-        if rows:
-            connection.executemany(f"INSERT INTO marts.alerts VALUES ({', '.join('?' * len(COLUMNS))})", rows)
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
+        if not connection.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
+                                  "AND table_name = 'alerts'").fetchone()[0]:
+            return None
+        return sorted(connection.execute(f"SELECT {', '.join(COLUMNS)} FROM marts.alerts").fetchall())
     finally:
         connection.close()
-    _remember(warehouse, _fingerprint(rows, warehouse))
-    return True
+
+
+def publish_alerts(published: str | Path) -> str:
+    """Refresh the published copy's marts.alerts when it differs from the store; what was done, in words.
+
+    The copy is only read (as any BI reader reads it) to compare; an unchanged store costs no
+    publication. No alert and no published copy yet: nothing is created.
+    """
+    from warehouse.published import DUCKDB_FILE, refresh_published
+
+    published = Path(published)
+    rows = _rows()
+    shown = _published_rows(published / DUCKDB_FILE)
+    if shown == rows or (shown is None and not rows and not (published / DUCKDB_FILE).exists()):
+        return "published alerts up to date"
+    refresh_published(published, {TABLE: write_alerts})
+    return "alerts published"

@@ -2,10 +2,14 @@
 
 It depends on every asset of the `marts` dbt group, so it runs after the marts are
 rebuilt on the issued copy, and it is partitioned like the close so it is part of
-every month's run. The queue CLI publishes through `warehouse.published.publish`.
+every month's run.
 
-Before copying, it creates `marts.alerts` (empty) when the alert sensor has not yet
-mirrored any alert, so BI finds every mart of the contract from the first close on.
+Before copying, it writes the warehouse's `marts.alerts` from the alert store (empty at
+the first close: BI finds every mart of the contract from then on); only a close run opens
+the warehouse, so this is where that copy catches up (decisions #60). The published
+`marts.work_items` and `marts.alerts` are read from the operational store under the publish
+lock, so a decision made during the close (which refreshes the copy itself, warehouse
+untouched) is never overwritten by an older queue.
 """
 
 
@@ -15,14 +19,16 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from alerts.mirror import create_alerts_table_if_missing
+from alerts import mirror as alerts_mirror
 from assets.dbt import published_marts
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.settings import absolute, setting
 from warehouse.published import WarehouseBusy, publish_now
+from workitems import mirror as work_items_mirror
+from workitems.store import queue_engine
 
-LOCK_WAIT_SECONDS = 60  # how long the close waits for a queue mirror (a second or so) to let go of the warehouse
+LOCK_WAIT_SECONDS = 60  # how long the close waits for a process that still opens the warehouse for a moment
 
 
 def published_dir() -> Path:
@@ -30,11 +36,13 @@ def published_dir() -> Path:
     return absolute(setting("BILLOPS_PUBLISHED"))
 
 
-def _create_alerts_table(warehouse: WarehouseResource) -> None:
-    """marts.alerts in the warehouse, empty if missing; WarehouseBusy while a queue mirror holds the file."""
+def _write_alerts(warehouse: WarehouseResource) -> None:
+    """marts.alerts in the warehouse, replaced from the alert store; WarehouseBusy while another process holds it."""
     try:
         with warehouse.connect() as con:
-            create_alerts_table_if_missing(con)
+            con.execute("BEGIN TRANSACTION")
+            alerts_mirror.write_alerts(con)
+            con.execute("COMMIT")
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(str(exc)) from exc
@@ -48,21 +56,28 @@ def _create_alerts_table(warehouse: WarehouseResource) -> None:
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(1),
     description="The marts copied for BI: BILLOPS_PUBLISHED/billops.duckdb (read-only, schema marts) and "
-                "parquet/<table>/, swapped in atomically; marts.alerts created empty if the sensor has not yet.",
+                "parquet/<table>/, swapped in atomically; marts.work_items and marts.alerts as the operational "
+                "store holds them now.",
 )
 def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Copy every mart out of the warehouse once the close has published them (see module docstring)."""
     published = published_dir()
+    queue = queue_engine()
+    from_the_store = {work_items_mirror.TABLE: lambda con: work_items_mirror.write_work_items(con, queue),
+                      alerts_mirror.TABLE: alerts_mirror.write_alerts}
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            _create_alerts_table(warehouse)
-            rows = publish_now(warehouse.warehouse_path, published)
-            break
-        except WarehouseBusy:  # a queue mirror holds the warehouse for a moment
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    try:
+        while True:
+            try:
+                _write_alerts(warehouse)
+                rows = publish_now(warehouse.warehouse_path, published, replace=from_the_store)
+                break
+            except WarehouseBusy:  # a process that still opens the warehouse (e.g. an older billops) for a moment
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    finally:
+        queue.dispose()
     context.log.info(f"published {len(rows)} marts to {published}")
     return dg.MaterializeResult(metadata={
         "published_dir": dg.MetadataValue.path(str(published)),

@@ -15,6 +15,7 @@ from orchestration.settings import Settings
 
 USAGE = "raw/usage"
 ISSUING = "audit/issued_invoices"
+WORK_ITEMS = "marts/work_items"  # workitems/asset.py
 OTHER_SOURCES = ("raw/tickets", "raw/charges", "raw/refunds", "raw/disputes")
 
 
@@ -65,6 +66,12 @@ def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome,
     else:
         table.add_row("issued", "nothing: the month was not issued")
     console.print(table)
+    work_items = outcome.metadata.get(WORK_ITEMS)
+    if work_items:  # the queue as this run left it (raised by the close's own asset, decisions #59)
+        console.print(f"work items: {_count(work_items['raised'])} raised, {_count(work_items['marked_done'])} marked done"
+                      + (escape(f"; {work_items['refunds_not_matched']} refund(s) naming no approved item: "
+                                f"{work_items.get('refunds_not_matched_detail', '')}")
+                         if work_items.get("refunds_not_matched") else ""))
     console.print(escape(f"Dagster run {outcome.run_id} in {settings.dagster_home}; log {outcome.log_file}"))
     for warning in outcome.warnings:
         console.print(f"[yellow]warning[/yellow] {escape(warning)}")

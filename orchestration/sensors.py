@@ -4,6 +4,11 @@ Plain sensors, not run-status sensors: a run-status sensor skips runs that ended
 before its first tick and advances its cursor even when its body raises. These
 read the instance's run records each tick and rely on the alert store
 (alerts/store.py) for exactly once; the cursor only narrows what is read.
+
+Neither opens the warehouse, not even to read (decisions #60): a sensor runs in the daemon
+or the webserver's code server while a close holds the file. `marts.alerts` reaches BI
+through the published copy (alerts/mirror.py, `publish_alerts`); the warehouse's own
+copy is written by the next close.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from alerts.channels import alert_config
-from alerts.dead_runs import CLOSE_JOB, RUNNING, reap_dead_runs
+from alerts.dead_runs import CLOSE_JOB, reap_dead_runs
 from alerts.delivery import raise_alert, retry_pending
 from alerts.messages import failed_check_alerts, failed_close_alert
-from alerts.mirror import mirror_alerts
+from alerts.mirror import publish_alerts
 from alerts.store import claimed_keys
 from orchestration.settings import load_settings
 
@@ -26,13 +31,9 @@ TICK_SECONDS = 30
 CURSOR_OVERLAP = timedelta(minutes=10)
 
 
-def _mirror_unless_closing(instance: dg.DagsterInstance) -> str:
-    """Mirror marts.alerts unless a close is running: its steps open and close the warehouse, and the
-    sensor must not take the file in between. A close in another process not yet registered is still
-    safe: the mirror gives way (skips) when the lock is held."""
-    if instance.get_run_records(dg.RunsFilter(job_name=CLOSE_JOB, statuses=list(RUNNING)), limit=1):
-        return "mirror deferred: a close is running"
-    return "mirrored" if mirror_alerts(load_settings().warehouse) else "mirror skipped: warehouse busy"
+def _publish_alerts() -> str:
+    """marts.alerts of the published copy, refreshed from the store when it differs (never the warehouse)."""
+    return publish_alerts(load_settings().published)
 
 
 @dg.sensor(
@@ -52,7 +53,7 @@ def alert_on_failed_close_sensor(context: dg.SensorEvaluationContext) -> dg.Skip
         if record.dagster_run.run_id not in already:
             sent += raise_alert(failed_close_alert(instance, record.dagster_run, config), config) is not None
     retried = retry_pending(config)
-    mirror = _mirror_unless_closing(instance)
+    mirror = _publish_alerts()
     return dg.SkipReason(f"{len(reaped)} dead runs failed, {sent} alerts sent, {retried} retried; {mirror}")
 
 
@@ -73,7 +74,7 @@ def alert_on_failed_warning_check_sensor(context: dg.SensorEvaluationContext) ->
     already = claimed_keys([draft.dedup_key for draft in drafts])
     sent = sum(raise_alert(draft, config) is not None for draft in drafts if draft.dedup_key not in already)
     retried = retry_pending(config)
-    mirror = _mirror_unless_closing(instance)
+    mirror = _publish_alerts()
     if succeeded:
         newest = max(record.update_timestamp for record in succeeded)
         context.update_cursor(str(newest.timestamp()))

@@ -1,14 +1,22 @@
 """The published copy for BI (BILLOPS_PUBLISHED): billops.duckdb and Parquet, swapped in whole.
 
-Kept free of Dagster and dbt (duckdb only) because `billops workitems approve|decline`
-publishes after every queue change and must stay a quick command; the close's asset
-is `assets/publication.py`.
+Kept free of Dagster and dbt (duckdb only) because `billops workitems approve|decline` and the
+alert sensors refresh it and must stay quick; the close's asset is `assets/publication.py`.
 
 BI tools must never hold the warehouse: DuckDB lets one process write a file, and a
 reader holding it would block the next close (and a close would block the reader).
-So after every close (the `published/marts` asset) and every queue change
-(`publish`, called by `billops workitems approve|decline`), every relation of the
-warehouse's `marts` schema is copied out as TABLEs into a different file:
+Only a close run opens the warehouse, even to read (decisions #60). So:
+
+- after every close (the `published/marts` asset, `publish_now`), every relation of the
+  warehouse's `marts` schema is copied out as TABLEs into a different file;
+- after a queue decision or an alert (`refresh_published`), the current copy is copied to a
+  temp file and only the named tables (`work_items`, `alerts`) are replaced there from the
+  operational store: the warehouse is not opened at all.
+
+Both take the same publish lock, and both let the caller replace named tables from their
+source of truth (`replace`: table name -> a function writing it into a connection), read while
+the lock is held, so a decision committed before either publisher took the lock is in the
+copy, and one committed after is published by its own refresh once the lock is free.
 
 - `billops.duckdb` (schema `marts`): built as a temp file beside it, checkpointed,
   made read-only (0444: BI reads it, nothing but the next publication replaces it),
@@ -23,12 +31,11 @@ warehouse's `marts` schema is copied out as TABLEs into a different file:
 - `parquet/<table>/`: each mart, Hive-partitioned by `billing_month` (or `month`)
   when it has such a column, else one `<table>.parquet`. A publication writes a new
   folder `parquet.<version>/` and flips the symlink `parquet` onto it (a temp symlink
-  `os.replace`d onto `parquet`, atomic like the file). A reader that resolves the
-  link once per read (`os.path.realpath`) reads one version only; the version just
-  replaced is kept until the next publication, so a read in flight finishes.
-
-The warehouse is only ever opened READ_ONLY here; when a close holds it, the queue's
-publish gives up at once (False) and the close's own publication catches up.
+  `os.replace`d onto `parquet`, atomic like the file). A refresh hard-links the tables
+  it does not replace from the version it replaces (their files are never rewritten in
+  place). A reader that resolves the link once per read (`os.path.realpath`) reads one
+  version only; the version just replaced is kept until the next publication, so a read
+  in flight finishes.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 import duckdb
 
@@ -49,6 +56,11 @@ STALE_FILES = ("marts.duckdb", "marts.duckdb.wal")  # the copy's name before dec
 READ_ONLY_MODE = 0o444
 PARQUET_LINK = "parquet"
 MONTH_COLUMNS = ("billing_month", "month")  # the first one a mart has partitions its Parquet
+
+
+# Replaces one table of schema `marts` in the connection's default catalog (inside the caller's
+# transaction), reading its source of truth as it is now; returns the table's row count.
+TableWriter = Callable[[duckdb.DuckDBPyConnection], int]
 
 
 class WarehouseBusy(Exception):
@@ -124,14 +136,16 @@ def _copy_marts(warehouse: Path, target: Path) -> dict[str, int]:
         con.close()
 
 
-def _write_parquet(copy: Path, folder: Path) -> None:
-    """Each table of the copy as `folder/<table>/`, Hive-partitioned by its month column when it has one."""
+def _write_parquet(copy: Path, folder: Path, only: set[str] | None = None) -> None:
+    """Each table of the copy (or the `only` ones) as `folder/<table>/`, Hive-partitioned by its month column."""
     con = duckdb.connect(str(copy), read_only=True)
     try:
         schema = _qualified_marts(con)
         tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
                              "ORDER BY table_name").fetchall()
         for (name,) in tables:
+            if only is not None and name not in only:
+                continue
             columns = {r[0] for r in con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = ?",
                 [name]).fetchall()}
@@ -144,6 +158,28 @@ def _write_parquet(copy: Path, folder: Path) -> None:
                             f"(FORMAT parquet, PARTITION_BY (\"{month}\"), OVERWRITE_OR_IGNORE)")
             else:  # no month column, or no rows: one file, so the schema is still readable
                 con.execute(f"COPY {schema}.\"{name}\" TO '{out / (name + '.parquet')}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A published Parquet file is never rewritten in place, so two versions may share it (a hard link)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _replace_tables(copy: Path, replace: Mapping[str, TableWriter]) -> dict[str, int]:
+    """Run each writer on the copy in one transaction, then checkpoint; rows per replaced table."""
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        rows = {name: write(con) for name, write in replace.items()}
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+        return rows
     finally:
         con.close()
 
@@ -170,42 +206,79 @@ def _remove_leftovers(published: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def publish_now(warehouse_path: str | Path, published: str | Path) -> dict[str, int]:
-    """Copy the marts out and swap both copies in; rows per table. Raises WarehouseBusy when locked."""
+def _version() -> str:
+    return f"v{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+
+
+def _swap_in(published: Path, temp_db: Path, version_dir: Path) -> None:
+    """Make the finished temp copy and Parquet version the published ones (both atomic renames)."""
+    _fsync_tree(version_dir)
+    os.chmod(temp_db, READ_ONLY_MODE)
+    _fsync(temp_db)
+    os.replace(temp_db, published / DUCKDB_FILE)
+    _swap_parquet(published, version_dir)
+
+
+def _discard(published: Path, temp_db: Path, version_dir: Path) -> None:
+    temp_db.unlink(missing_ok=True)
+    Path(f"{temp_db}.wal").unlink(missing_ok=True)
+    if version_dir.exists() and (published / PARQUET_LINK).resolve() != version_dir.resolve():
+        shutil.rmtree(version_dir, ignore_errors=True)
+
+
+def publish_now(warehouse_path: str | Path, published: str | Path,
+                replace: Mapping[str, TableWriter] | None = None) -> dict[str, int]:
+    """Copy the marts out of the warehouse, replace the `replace` tables from their source of truth,
+    and swap both copies in; rows per table. Raises WarehouseBusy when another process holds the warehouse."""
     warehouse, published = Path(warehouse_path), Path(published)
     with _one_publisher(published):
         _remove_leftovers(published)
-        version = f"v{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+        version = _version()
         temp_db = published / f".{DUCKDB_FILE}.{version}.tmp"
         version_dir = published / f"{PARQUET_LINK}.{version}"
         try:
             rows = _copy_marts(warehouse, temp_db)
+            if replace:
+                rows.update(_replace_tables(temp_db, replace))
             _write_parquet(temp_db, version_dir)
-            _fsync_tree(version_dir)
-            os.chmod(temp_db, READ_ONLY_MODE)
-            _fsync(temp_db)
-            os.replace(temp_db, published / DUCKDB_FILE)
-            _swap_parquet(published, version_dir)
+            _swap_in(published, temp_db, version_dir)
             for stale in STALE_FILES:  # only once the new name holds a whole copy
                 (published / stale).unlink(missing_ok=True)
         except BaseException:
-            temp_db.unlink(missing_ok=True)
-            Path(f"{temp_db}.wal").unlink(missing_ok=True)
-            if version_dir.exists() and (published / PARQUET_LINK).resolve() != version_dir.resolve():
-                shutil.rmtree(version_dir, ignore_errors=True)
+            _discard(published, temp_db, version_dir)
+            raise
+        return dict(sorted(rows.items()))
+
+
+def refresh_published(published: str | Path, replace: Mapping[str, TableWriter]) -> dict[str, int]:
+    """Replace only the `replace` tables of the published copy (DuckDB and Parquet), never opening the warehouse.
+
+    The current billops.duckdb is copied to a temp file, the tables are rewritten there from their
+    source of truth (read under the publish lock), their Parquet is written anew and every other
+    table's Parquet hard-linked from the version being replaced; then both are swapped in as a close's
+    publication is. With no copy yet (no close has published), the copy starts with these tables
+    only and the first close's publication replaces it whole. Rows per replaced table.
+    """
+    published = Path(published)
+    with _one_publisher(published):
+        _remove_leftovers(published)
+        version = _version()
+        current = published / DUCKDB_FILE
+        temp_db = published / f".{DUCKDB_FILE}.{version}.tmp"
+        version_dir = published / f"{PARQUET_LINK}.{version}"
+        link = published / PARQUET_LINK
+        previous = Path(os.path.realpath(link)) if link.is_symlink() else None
+        try:
+            if current.exists():
+                shutil.copyfile(current, temp_db)  # not the mode: the temp copy is writable
+            rows = _replace_tables(temp_db, replace)
+            _write_parquet(temp_db, version_dir, only=set(replace))
+            if previous is not None and previous.is_dir():
+                for kept in previous.iterdir():
+                    if kept.is_dir() and kept.name not in replace:
+                        shutil.copytree(kept, version_dir / kept.name, copy_function=_link_or_copy)
+            _swap_in(published, temp_db, version_dir)
+        except BaseException:
+            _discard(published, temp_db, version_dir)
             raise
         return rows
-
-
-def publish(warehouse_path: str | Path, published_dir: str | Path) -> bool:
-    """Publish after a queue change; False (nothing swapped) when a close holds the warehouse.
-
-    The close publishes again at its end, so giving up here loses nothing.
-    """
-    if not Path(warehouse_path).exists():
-        return False
-    try:
-        publish_now(warehouse_path, published_dir)
-    except WarehouseBusy:
-        return False
-    return True

@@ -10,8 +10,6 @@ module for every `billops` command; the store is imported inside the commands.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import typer
 
@@ -62,33 +60,24 @@ def _identity(by: str | None) -> str:
         _fail(str(exc))
 
 
-def _mirror() -> None:
-    """Refresh marts.work_items after a change; a warehouse held by a close is caught up later."""
-    from workitems.mirror import mirror_work_items
+def _publish() -> None:
+    """Refresh marts.work_items in the published copy (BILLOPS_PUBLISHED) after a decision.
 
-    warehouse = Path(os.environ.get("BILLOPS_WAREHOUSE", "data/warehouse.duckdb")).expanduser().resolve()
-    if not warehouse.exists():
-        return
-    try:
-        mirrored = mirror_work_items(warehouse)
-    except Exception as exc:  # noqa: BLE001 - the decision is committed; a broken mirror must not look like a refusal
-        typer.echo(f"note: marts.work_items not refreshed ({type(exc).__name__}: {exc}); the decision is recorded", err=True)
-        return
-    if not mirrored:
-        typer.echo("note: the warehouse is busy (a close holds it); marts.work_items catches up at the next mirror")
-        return
-    _publish(warehouse)
-
-
-def _publish(warehouse: Path) -> None:
-    """Refresh the BI copy (BILLOPS_PUBLISHED) after the mirror; a busy warehouse is published by the next close."""
+    Never the warehouse (only a close run opens it, decisions #60): the copy's other tables stay as the
+    last close published them, and the warehouse's marts.work_items catches up at the next close. A close
+    publishing at that moment holds the publish lock for a few seconds; this waits for it.
+    """
     from orchestration.settings import load_settings
-    from warehouse.published import publish
+    from workitems.mirror import publish_work_items
 
+    engine = _engine()
     try:
-        publish(warehouse, load_settings().published)
+        publish_work_items(load_settings().published, engine)
     except Exception as exc:  # noqa: BLE001 - the decision is committed; a failed copy must not look like a refusal
-        typer.echo(f"note: the published copy was not refreshed ({type(exc).__name__}: {exc})", err=True)
+        typer.echo(f"note: the published copy was not refreshed ({type(exc).__name__}: {exc}); the decision is "
+                   "recorded and the next close publishes it", err=True)
+    finally:
+        engine.dispose()
 
 
 def _cell(row: dict, key: str) -> str:
@@ -182,7 +171,7 @@ def approve_command(
     except Refused as exc:
         _fail(str(exc))
     typer.echo(decision.message)
-    _mirror()
+    _publish()
 
 
 @workitems_app.command("decline")
@@ -200,4 +189,4 @@ def decline_command(
     except Refused as exc:
         _fail(str(exc))
     typer.echo(decision.message)
-    _mirror()
+    _publish()

@@ -124,7 +124,7 @@ def record_event(conn: Connection, work_item_id: str, action: str, by: str, note
         from_status=from_status, to_status=to_status, channel=channel))
 
 
-def _insert(conn: Connection, item: Mapping, raised_by: str) -> tuple[str, bool]:
+def _insert(conn: Connection, item: Mapping, raised_by: str, channel: str = "sensor") -> tuple[str, bool]:
     row = _checked_item(item)
     existing = _existing_id(conn, row["dedup_key"])
     if existing:  # raised before, whatever its status: a decided item is never reopened
@@ -133,30 +133,31 @@ def _insert(conn: Connection, item: Mapping, raised_by: str) -> tuple[str, bool]
     work_item_id = f"WI-{number:06d}"
     created_at = _now()
     conn.execute(work_items.insert().values(work_item_id=work_item_id, created_at=created_at, **row))
-    record_event(conn, work_item_id, "created", raised_by, row["reason"], None, "open")
+    record_event(conn, work_item_id, "created", raised_by, row["reason"], None, "open", channel)
     return work_item_id, True
 
 
-def raise_items(engine: Engine, items: Iterable[Mapping], raised_by: str = "sensor") -> list[tuple[str, bool]]:
+def raise_items(engine: Engine, items: Iterable[Mapping], raised_by: str = "sensor",
+                channel: str = "sensor") -> list[tuple[str, bool]]:
     """Write items in one transaction (durable on return), then post the webhook for the new ones.
 
     Idempotent through `dedup_key`: an item already in the queue returns (its id, False) untouched.
-    A sensor advances its cursor only after this returns.
+    A raiser records its own progress (a close's materialization, a sensor's cursor) only after this returns.
     """
     items = list(items)
     for attempt in (1, 2):
         try:
             with engine.begin() as conn:
-                results = [_insert(conn, item, raised_by) for item in items]
+                results = [_insert(conn, item, raised_by, channel) for item in items]
             break
         except IntegrityError:  # a concurrent raiser wrote one of these keys first: re-read, now a no-op
             if attempt == 2:
                 raise
-    notify_new_items(engine, [work_item_id for work_item_id, created in results if created])
+    notify_new_items(engine, [work_item_id for work_item_id, created in results if created], channel)
     return results
 
 
-def notify_new_items(engine: Engine, work_item_ids: list[str]) -> None:
+def notify_new_items(engine: Engine, work_item_ids: list[str], channel: str = "sensor") -> None:
     """Post the new items to BILLOPS_WORKITEM_WEBHOOK_URL, if set; the outcome goes into each audit trail."""
     url = webhook_url()
     if not url or not work_item_ids:
@@ -164,7 +165,7 @@ def notify_new_items(engine: Engine, work_item_ids: list[str]) -> None:
     rows = [as_json_row(get_item(engine, work_item_id)) for work_item_id in work_item_ids]
     for work_item_id, (ok, note) in zip(work_item_ids, post_items(url, rows)):
         with engine.begin() as conn:
-            record_event(conn, work_item_id, "webhook_sent" if ok else "webhook_failed", "webhook", note)
+            record_event(conn, work_item_id, "webhook_sent" if ok else "webhook_failed", "webhook", note, channel=channel)
 
 
 def raise_item(target: Engine | Connection, item: Mapping, raised_by: str = "sensor") -> tuple[str, bool]:
@@ -312,11 +313,12 @@ def decline(engine: Engine, work_item_id: str, by: str, reason: str, channel: st
         return Decision(work_item_id, "declined", item["approvals"], f"{work_item_id} declined by {by}: {reason}")
 
 
-def mark_done(engine: Engine, work_item_id: str, evidence: Mapping, by: str = "payments feed") -> bool:
+def mark_done(engine: Engine, work_item_id: str, evidence: Mapping, by: str = "payments feed",
+              channel: str = "sensor") -> bool:
     """An approved item's money moved (e.g. its refund arrived in the payments feed): `done`.
 
     `evidence` (refund id, amount, ...) is kept under `evidence.done`. Returns False when the
-    item is already done, so the payments sensor can call it on every tick; refuses other statuses.
+    item is already done, so every close can call it again; refuses other statuses.
     """
     with engine.begin() as conn:
         item = _locked_item(conn, work_item_id)
@@ -327,5 +329,5 @@ def mark_done(engine: Engine, work_item_id: str, evidence: Mapping, by: str = "p
         merged = {**json.loads(item["evidence"]), "done": dict(evidence)}
         _move(conn, item, "done", by, {"evidence": json.dumps(merged, sort_keys=True, default=_json_default)})
         record_event(conn, work_item_id, "done", by, json.dumps(dict(evidence), sort_keys=True, default=_json_default),
-               "approved", "done")
+                     "approved", "done", channel)
         return True

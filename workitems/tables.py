@@ -93,12 +93,13 @@ work_item_events = sa.Table(
     sa.Column("note", sa.Text()),  # the reason given, or what happened
     sa.Column("from_status", sa.String(16)),
     sa.Column("to_status", sa.String(16)),
-    # how the change came in: `command` (billops workitems), `sensor` (raised, webhook, done);
+    # how the change came in: `command` (billops workitems), `close` (raised or marked done by a close run,
+    # decisions #59), `sensor` (the work-item sensor of older billops);
     # NULL on events written before identities were real (decisions #41)
     sa.Column("channel", sa.String(16)),
 )
 
-CHANNELS = ("command", "sensor")
+CHANNELS = ("command", "close", "sensor")
 
 
 class NoQueue(Exception):
@@ -164,7 +165,7 @@ def where_it_looked(url: str | None = None) -> str:
     return (f"no work-item queue at {default_ops_path()}: without BILLOPS_QUEUE_URL the queue is ops.sqlite "
             f"in the folder of BILLOPS_WAREHOUSE ({warehouse}); set BILLOPS_QUEUE_URL, or BILLOPS_WAREHOUSE, "
             f"to look elsewhere. "
-            f"A close or the work-item sensor creates the queue when it first raises an item")
+            f"A close creates the queue when it first raises an item")
 
 
 def existing_queue_engine(url: str | None = None) -> Engine:
