@@ -61,7 +61,7 @@ USAGE_SCHEMA = pa.schema(
 # the golden close and then the restatement chain on one, the generated chain and then the
 # work-item tests that read it on the other, so nothing waits idle for a shared close later.
 FIRST_FILES = ("tests/test_close_golden.py", "tests/test_demo_chain.py",
-               "tests/test_restatements.py", "tests/workitems/test_sensors.py")
+               "tests/test_restatements.py", "tests/workitems/test_raising.py")
 
 
 def pytest_collection_modifyitems(items: list) -> None:

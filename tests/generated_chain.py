@@ -2,7 +2,7 @@
 
 generate 2026-09 → close → simulate 2026-10 → generate 2026-10 → (a second price correction) → close.
 The demo chain's tests (tests/test_demo_chain.py) and the work-item end-to-end tests
-(tests/workitems/test_sensors.py) read the same chain: it costs five commands and three
+(tests/workitems/test_raising.py) read the same chain: it costs five commands and three
 Dagster runs, so it is built once, by whichever worker asks first (file lock), and never
 changed afterwards — a test that writes (a sensor tick, a simulation) works on a copy.
 """

@@ -16,6 +16,7 @@ def receivers(tmp_path, monkeypatch):
     smtp.start()
     monkeypatch.delenv("BILLOPS_QUEUE_URL", raising=False)
     monkeypatch.setenv("BILLOPS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("BILLOPS_PUBLISHED", str(tmp_path / "published"))  # where the sensors publish marts.alerts
     monkeypatch.setenv("BILLOPS_ALERT_WEBHOOK_URL", webhook.url)
     monkeypatch.setenv("BILLOPS_ALERT_EMAIL_TO", "oncall@billops.test")
     monkeypatch.setenv("BILLOPS_SMTP_HOST", "127.0.0.1")

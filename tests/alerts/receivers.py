@@ -89,8 +89,9 @@ def tick(instance, cursors: dict) -> list[str]:
     return reasons
 
 
-def marts_alerts(warehouse: Path) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+def marts_alerts(published: Path) -> list[tuple]:
+    """marts.alerts as BI reads it: the published copy in `published` (BILLOPS_PUBLISHED)."""
+    with duckdb.connect(str(published / "billops.duckdb"), read_only=True) as connection:
         return connection.execute("SELECT kind, billing_month, run_id, channels, text FROM marts.alerts ORDER BY billing_month").fetchall()
 
 

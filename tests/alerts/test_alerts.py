@@ -117,7 +117,7 @@ def test_each_failure_alerts_once_across_ticks_and_a_restart(dagster_home, recei
     assert not any("2026-09" in text or runs["good"] in text for text in texts)
     assert sum("Subject: billops: close of 2026-10 FAILED" in message for message in mailbox.messages) == 1
 
-    rows = marts_alerts(tmp_path / "warehouse.duckdb")
+    rows = marts_alerts(tmp_path / "published")
     assert [(kind, str(month), run_id, channels) for kind, month, run_id, channels, _ in rows] == [
         ("run_failed", "2026-10-01", runs["failed"], "webhook,email"),
         ("run_failed", "2026-11-01", runs["blocked"], "webhook,email"),
@@ -133,10 +133,12 @@ def test_a_good_close_sends_nothing_and_creates_no_warehouse(tmp_path, receivers
         tick(instance, {})
     assert webhook.posts == [] and mailbox.messages == []
     assert store.all_alerts() == []
-    assert not (tmp_path / "warehouse.duckdb").exists()
+    assert not (tmp_path / "warehouse.duckdb").exists() and not (tmp_path / "published").exists()
 
 
-def test_a_busy_warehouse_defers_marts_alerts_to_a_latertick(dagster_home, receivers, tmp_path):
+def test_a_held_warehouse_changes_nothing_the_alerts_are_published_without_it(dagster_home, receivers, tmp_path):
+    """The sensors never open the warehouse (decisions #60): with another process writing it, each tick sends
+    and publishes marts.alerts to the published copy at once, and the warehouse is left as it was."""
     webhook, _ = receivers
     warehouse = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(warehouse)).close()
@@ -149,15 +151,16 @@ def test_a_busy_warehouse_defers_marts_alerts_to_a_latertick(dagster_home, recei
         assert holder.stdout.readline().strip() == "held"
         with instance_on(dagster_home) as instance:
             reasons = tick(instance, {})
-        assert all(reason.endswith("mirror skipped: warehouse busy") for reason in reasons)
+            again = tick(instance, {})
+        assert [reason.rsplit("; ", 1)[1] for reason in reasons] == ["alerts published", "alerts published"]
+        assert [reason.rsplit("; ", 1)[1] for reason in again] == ["published alerts up to date"] * 2
         assert len(webhook.posts) == 3  # the channels do not wait for the warehouse
+        assert [kind for kind, *_ in marts_alerts(tmp_path / "published")] == ["run_failed", "run_failed", "check_warning"]
     finally:
         holder.kill()
         holder.wait()
-    with instance_on(dagster_home) as instance:
-        reasons = tick(instance, {})
-    assert reasons[0].endswith("mirrored") and len(webhook.posts) == 3
-    assert len(marts_alerts(warehouse)) == 3
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (0,)  # never written
 
 
 def test_a_failing_channel_is_retried_up_to_the_limit_without_resending_the_others(dagster_home, receivers, monkeypatch, tmp_path):
@@ -205,7 +208,7 @@ def test_a_killed_close_is_failed_and_alerted_once(tmp_path, receivers):
 
         for _ in range(3):
             reasons = tick(instance, {})
-    assert reasons[0].endswith("mirror deferred: a close is running")  # the live close keeps the warehouse
+    assert reasons[0].endswith("published alerts up to date")  # a live close changes nothing: no warehouse opened
     texts = [post["text"] for post in webhook.posts]
     assert len(texts) == 2
     dead_text = next(text for text in texts if dead in text)

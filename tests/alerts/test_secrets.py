@@ -42,9 +42,9 @@ def close_quoting_a_setting():
     post_work_items()
 
 
-def _everything_kept(warehouse) -> str:
-    """All that the store, the mart and the alert texts hold, as one text to search."""
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+def _everything_kept(published) -> str:
+    """All that the store, the published mart and the alert texts hold, as one text to search."""
+    with duckdb.connect(str(published / "billops.duckdb"), read_only=True) as connection:
         mart = connection.execute("SELECT * FROM marts.alerts").fetchall()
     return repr([vars(alert) for alert in store.all_alerts()]) + repr(mart)
 
@@ -75,7 +75,7 @@ def test_a_failing_alert_webhook_never_shows_its_token(receivers, monkeypatch, t
     assert unreachable.last_error == (f"webhook: http://127.0.0.1:{dead}: ConnectError: Connection refused; "
                                       f"email: smtp://127.0.0.1:{relay}: ConnectionRefusedError: Connection refused")
 
-    kept = _everything_kept(tmp_path / "warehouse.duckdb")
+    kept = _everything_kept(tmp_path / "published")
     assert "HTTP 500 Internal Server Error" in kept and f"127.0.0.1:{dead}: ConnectError" in kept  # the mart was written
     assert TOKEN.split("/")[-1] not in kept and "/services/" not in kept
     logged = caplog.text
@@ -95,7 +95,7 @@ def test_a_setting_quoted_by_a_failed_step_is_shown_as_scheme_host_port(receiver
         tick(instance, {})
     (text,) = [post["text"] for post in webhook.posts]
     assert "- post_work_items: RuntimeError: POST https://hooks.billops.test answered 401. Check the token." in text
-    assert "do-not-leak" not in _everything_kept(tmp_path / "warehouse.duckdb")
+    assert "do-not-leak" not in _everything_kept(tmp_path / "published")
     assert "do-not-leak" not in caplog.text
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import GOLDEN
 from tests.golden_november import NOVEMBER_CUSTOMERS, read_published_duckdb, read_published_parquet
-from warehouse.published import publish, publish_now
+from warehouse.published import publish_now, refresh_published
 
 CRAFTED_MARTS = """
 CREATE SCHEMA audit; CREATE SCHEMA marts;
@@ -171,25 +171,69 @@ def test_the_next_publication_deletes_the_old_marts_duckdb_and_what_a_killed_pub
         ("INV-1",), ("INV-2",), ("INV-3",)]
 
 
-def test_publish_gives_up_at_once_while_another_process_writes_the_warehouse(crafted):
+def _work_items(*rows: tuple[str, str]):
+    """A writer as the queue's (workitems/mirror.py) is: replaces marts.work_items with these rows."""
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        con.execute("CREATE OR REPLACE TABLE marts.work_items (work_item_id VARCHAR, amount DECIMAL(18,2))")
+        con.executemany("INSERT INTO marts.work_items VALUES (?, ?)", [list(row) for row in rows])
+        return len(rows)
+    return write
+
+
+def test_a_refresh_replaces_one_table_while_another_process_writes_the_warehouse(crafted):
+    """`refresh_published` (a queue decision, an alert) never opens the warehouse: with a writer holding it,
+    marts.work_items is replaced in both copies, every other table is as the last publication left it (its
+    Parquet files shared, not rewritten), and the swap is the same atomic one."""
     warehouse, published = crafted
     publish_now(warehouse, published)
     before = os.readlink(published / "parquet")
+    invoices_file = published / before / "invoices" / "billing_month=2026-09-01" / "data_0.parquet"
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(warehouse)!r}); "
+                               "c.execute('BEGIN'); c.execute('DELETE FROM audit.issued'); "
                                "print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        assert publish(warehouse, published) is False
+        assert refresh_published(published, {"work_items": _work_items(("WI-000001", "12.34"),
+                                                                       ("WI-000002", "40.00"))}) == {"work_items": 2}
         assert time.monotonic() - started < 5
     finally:
         holder.kill()
         holder.wait()
-    assert os.readlink(published / "parquet") == before  # nothing swapped, no half version left behind
+    after = os.readlink(published / "parquet")
+    assert after != before and after.startswith("parquet.v")
+    assert read_duckdb(published, "SELECT work_item_id, amount FROM marts.work_items ORDER BY 1") == [
+        ("WI-000001", Decimal("12.34")), ("WI-000002", Decimal("40.00"))]
+    assert read_duckdb(published, "SELECT count(*), sum(total) FROM marts.invoices") == [(3, Decimal("30.31"))]
+    assert read_duckdb(published, "SELECT table_name FROM duckdb_tables() ORDER BY 1") == [
+        ("invoice_months",), ("invoices",), ("kpi_team_daily",), ("restatements",), ("work_items",)]
+    con = duckdb.connect()
+    assert con.execute(f"SELECT * FROM '{published / 'parquet' / 'work_items' / 'work_items.parquet'}' ORDER BY 1"
+                       ).fetchall() == [("WI-000001", Decimal("12.34")), ("WI-000002", Decimal("40.00"))]
+    con.close()
+    shared = published / after / "invoices" / "billing_month=2026-09-01" / "data_0.parquet"
+    assert shared.stat().st_ino == invoices_file.stat().st_ino  # the same file, hard-linked
+    assert stat.S_IMODE((published / "billops.duckdb").stat().st_mode) == 0o444
     assert not [p for p in published.iterdir() if p.name.endswith(".tmp")]
-    assert publish(warehouse, published) is True
+
+
+def test_a_refresh_before_any_publication_starts_a_copy_the_first_close_replaces_whole(crafted):
+    warehouse, published = crafted
+    def alerts(con: duckdb.DuckDBPyConnection) -> int:
+        con.execute("CREATE TABLE marts.alerts AS SELECT 'a1' AS alert_id")
+        return 1
+
+    assert refresh_published(published, {"alerts": alerts}) == {"alerts": 1}
+    assert read_duckdb(published, "SELECT table_name FROM duckdb_tables()") == [("alerts",)]
+    assert sorted(p.relative_to(published / "parquet").as_posix() for p in (published / "parquet").rglob("*.parquet")) \
+        == ["alerts/alerts.parquet"]
+    publish_now(warehouse, published, replace={"work_items": _work_items(("WI-000009", "9.99"))})
+    assert read_duckdb(published, "SELECT table_name FROM duckdb_tables() ORDER BY 1") == [
+        ("invoice_months",), ("invoices",), ("kpi_team_daily",), ("restatements",), ("work_items",)]
+    # a replaced table comes from its writer (the queue), not from the warehouse's older copy of it
+    assert read_duckdb(published, "SELECT work_item_id, amount FROM marts.work_items") == [("WI-000009", Decimal("9.99"))]
 
 
 # --- readers during a real close ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """`billops workitems` through the real command: output, JSON rows, audit trail, four eyes, refusals,
-and the queue working while another process holds the warehouse's write lock."""
+and the queue and its published copy working while another process holds the warehouse's write lock
+(the command never opens the warehouse: decisions #60)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import duckdb
 import pytest
 
 from tests.conftest import BILLOPS
-from workitems.mirror import mirror_work_items
 from workitems.store import approve, list_items, queue_engine, raise_item, raise_items
 
 ME = pwd.getpwuid(os.geteuid()).pw_name  # who runs the tests, read here independently of workitems/identity.py
@@ -43,19 +43,34 @@ class Queue:
     def __init__(self, root):
         self.url = f"sqlite:///{root / 'q.sqlite'}"
         self.warehouse = root / "wh.duckdb"
+        self.published = root / "published"
         self.engine = queue_engine(self.url)
         self.root = root
 
-    def billops(self, *args: str) -> subprocess.CompletedProcess:
+    @property
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "BILLOPS_WORKITEM_WEBHOOK_URL"}
-        env.update(BILLOPS_QUEUE_URL=self.url, BILLOPS_WAREHOUSE=str(self.warehouse), COLUMNS="200")
-        return subprocess.run([str(BILLOPS), "workitems", *args], cwd=self.root, env=env,
+        env.update(BILLOPS_QUEUE_URL=self.url, BILLOPS_WAREHOUSE=str(self.warehouse),
+                   BILLOPS_PUBLISHED=str(self.published), COLUMNS="200")
+        return env
+
+    def billops(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BILLOPS), "workitems", *args], cwd=self.root, env=self.env,
                               capture_output=True, text=True, timeout=120)
 
-    def marts(self) -> list[tuple]:
-        con = duckdb.connect(str(self.warehouse), read_only=True)
+    def marts(self, database: str = "published/billops.duckdb") -> list[tuple]:
+        """marts.work_items as BI reads it: the published copy (or another file, relative to the root)."""
+        con = duckdb.connect(str(self.root / database), read_only=True)
         try:
             return con.execute("SELECT work_item_id, status, decided_by FROM marts.work_items ORDER BY 1").fetchall()
+        finally:
+            con.close()
+
+    def parquet(self) -> list[tuple]:
+        con = duckdb.connect()
+        try:
+            return con.execute("SELECT work_item_id, status, decided_by FROM read_parquet(?) ORDER BY 1",
+                               [str(self.published / "parquet" / "work_items" / "work_items.parquet")]).fetchall()
         finally:
             con.close()
 
@@ -65,7 +80,9 @@ def queue(tmp_path, monkeypatch):
     monkeypatch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
     q = Queue(tmp_path)
     assert [created for _, created in raise_items(q.engine, SEED)] == [True] * 4
-    duckdb.connect(str(q.warehouse)).close()  # an existing warehouse: changes are mirrored into it
+    with duckdb.connect(str(q.warehouse)) as con:  # a warehouse a close left: a decision never writes it
+        con.execute("CREATE SCHEMA marts; CREATE TABLE marts.work_items AS SELECT 'WI-000001' AS work_item_id, "
+                    "'open' AS status, NULL::VARCHAR AS decided_by")
     return q
 
 
@@ -116,7 +133,8 @@ def test_a_declined_item_is_never_reopened_nor_changed(queue):
     declined = queue.billops("decline", "WI-000003", "--reason", "second extension this quarter")
     assert declined.returncode == 0, declined.stderr
     assert declined.stdout.startswith(f"WI-000003 declined by {ME}: second extension this quarter")
-    assert queue.marts()[2] == ("WI-000003", "declined", ME)  # mirrored at once: the warehouse was free
+    assert queue.marts()[2] == ("WI-000003", "declined", ME)  # published at once
+    assert queue.marts("wh.duckdb") == [("WI-000001", "open", None)]  # the warehouse: as the last close left it
 
     assert raise_item(queue.engine, SEED[2]) == ("WI-000003", False)  # the sensor sees the failed charge again
     approved_late = queue.billops("approve", "WI-000003")
@@ -142,28 +160,27 @@ sys.stdin.read()
 """
 
 
-def test_the_queue_keeps_working_while_another_process_holds_the_warehouse(queue):
+def test_the_queue_and_its_published_copy_work_while_another_process_holds_the_warehouse(queue):
     holder = subprocess.Popen([sys.executable, "-c", HOLD_WAREHOUSE, str(queue.warehouse)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        env = {**os.environ, "BILLOPS_QUEUE_URL": queue.url, "BILLOPS_WAREHOUSE": str(queue.warehouse)}
         approvers = [subprocess.Popen([str(BILLOPS), "workitems", "approve", work_item_id],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                      env=queue.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for work_item_id in ("WI-000002", "WI-000004")]
         outputs = [p.communicate(timeout=120) + (p.returncode,) for p in approvers]
         approved = [r["work_item_id"] for r in list_items(queue.engine, status="approved")]
+        # published while the writer still holds the warehouse: DuckDB and Parquet, both approvals in
+        expected = [("WI-000001", "open", None), ("WI-000002", "approved", ME),
+                    ("WI-000003", "open", None), ("WI-000004", "approved", ME)]
+        assert queue.marts() == expected and queue.parquet() == expected
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
     for (stdout, stderr, returncode), work_item_id in zip(outputs, ("WI-000002", "WI-000004")):
-        assert returncode == 0, stderr
-        assert stdout.startswith(f"{work_item_id} approved by {ME}")
-        assert "the warehouse is busy" in stdout
+        assert (returncode, stdout, stderr) == (0, f"{work_item_id} approved by {ME}\n", "")
     assert approved == ["WI-000002", "WI-000004"]
-    assert mirror_work_items(queue.warehouse, queue.engine) is True  # the lock is gone: the mirror catches up
-    assert queue.marts() == [("WI-000001", "open", None), ("WI-000002", "approved", ME),
-                             ("WI-000003", "open", None), ("WI-000004", "approved", ME)]
+    assert queue.marts("wh.duckdb") == [("WI-000001", "open", None)]  # never written by a decision
 
 
 def test_an_item_is_approved_through_the_command_while_a_close_runs(closed_november):
@@ -178,6 +195,9 @@ def test_an_item_is_approved_through_the_command_while_a_close_runs(closed_novem
     queue = queue_engine(f"sqlite:///{closed_november.ws.root / 'ops.sqlite'}")
     assert [(r["status"], r["decided_by"]) for r in list_items(queue) if r["work_item_id"] == approval["work_item_id"]] \
         == [("approved", ME)]
-    # the close's last step mirrored the queue, the approval included
+    # the close's work-items step mirrored the queue, the approval included, and its publication read the queue
     assert closed_november.ws.query("SELECT status, decided_by FROM marts.work_items WHERE work_item_id = ?",
                                     [approval["work_item_id"]]) == [("approved", ME)]
+    with duckdb.connect(str(closed_november.published / "billops.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT status, decided_by FROM marts.work_items WHERE work_item_id = ?",
+                           [approval["work_item_id"]]).fetchall() == [("approved", ME)]

@@ -1,6 +1,6 @@
 """A queue that is not there says so (issue 14 item 13): `billops workitems list|show|approve|decline` with no
 queue where billops looks print where they looked and which setting points elsewhere, exit 1, and create
-nothing; only the code that raises items (a close, the sensor) creates the store."""
+nothing; only the code that raises items (a close) creates the store."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_with_no_settings_the_command_says_where_it_looked_and_creates_nothing(t
     assert result.stderr.strip() == (
         f"no work-item queue at {tmp_path.resolve() / 'data' / 'ops.sqlite'}: without BILLOPS_QUEUE_URL the queue "
         f"is ops.sqlite in the folder of BILLOPS_WAREHOUSE (data/warehouse.duckdb, the default); set "
-        f"BILLOPS_QUEUE_URL, or BILLOPS_WAREHOUSE, to look elsewhere. A close or the work-item sensor creates the "
+        f"BILLOPS_QUEUE_URL, or BILLOPS_WAREHOUSE, to look elsewhere. A close creates the "
         f"queue when it first raises an item")
     assert _tree(tmp_path) == []  # no data/, no ops.sqlite
 
@@ -81,7 +81,7 @@ def test_the_code_that_raises_items_creates_the_queue_and_then_it_is_read(tmp_pa
     warehouse = tmp_path / "data" / "warehouse.duckdb"
     monkeypatch.setenv("BILLOPS_WAREHOUSE", str(warehouse))
     monkeypatch.delenv("BILLOPS_QUEUE_URL", raising=False)
-    queue_engine().dispose()  # what a close or the work-item sensor does before raising
+    queue_engine().dispose()  # what a close does before raising
     assert (tmp_path / "data" / "ops.sqlite").is_file()
 
     listed = _billops(tmp_path, "list", BILLOPS_WAREHOUSE=str(warehouse))

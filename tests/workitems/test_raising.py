@@ -1,8 +1,10 @@
-"""raise_work_items_sensor through real ticks (build_sensor_context on real Dagster instances).
+"""The close raises the work items: the `marts/work_items` asset of close_month_job (workitems/asset.py).
 
-The queue is a real SQLite store and the warehouse the crafted DuckDB file of
-test_rules.py; each tick is `evaluate_tick`, so the cursor seen is the one
-Dagster would store.
+The queue is a real SQLite store and the warehouse the crafted DuckDB file of test_rules.py; each
+close is `dg.materialize` of the asset on a real Dagster instance (as a run of the close
+materializes it), so what is checked is the asset's own materialization metadata and the queue.
+The assertions are those the work-item sensor had (decisions #59): the same items, once each,
+whatever repeats, crashes or restarts.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.workitem_sensors import raise_work_items, raise_work_items_sensor, workitem_sensors
+from orchestration.resources import WarehouseResource
 from tests.workitems.test_rules import CraftedWarehouse, copy_of, september
 from warehouse.schema import bootstrap
+from workitems.asset import KEY, work_items
 from workitems.eligibility import proposed_due_date
-from workitems.store import approve, decline, list_items, queue_engine
+from workitems.rules import open_read_only, propose_items
+from workitems.store import approve, decline, get_item, list_items, queue_engine, raise_items
 
 SEPTEMBER_ITEMS = 10  # test_rules: 4 refunds / credit notes, 6 payment extensions
 
@@ -35,7 +39,7 @@ def september_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def env(september_file, tmp_path, monkeypatch):
-    """A crafted warehouse, a fresh queue and a Dagster home, wired as the sensor reads them."""
+    """A crafted warehouse, a fresh queue and a Dagster home, wired as a close run reads them."""
     warehouse = copy_of(september_file, tmp_path / "warehouse.duckdb")
     monkeypatch.setenv("BILLOPS_WAREHOUSE", str(warehouse.path))
     monkeypatch.setenv("BILLOPS_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.sqlite'}")
@@ -44,9 +48,14 @@ def env(september_file, tmp_path, monkeypatch):
     return warehouse, tmp_path / "dagster_home"
 
 
-def tick(instance: dg.DagsterInstance, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, sensor_name=raise_work_items_sensor.name)
-    return raise_work_items_sensor.evaluate_tick(context)
+def close(instance: dg.DagsterInstance, warehouse: Path) -> dict:
+    """The asset materialized for September as a close's run does; its materialization metadata."""
+    resource = WarehouseResource(path=str(warehouse), landing=str(Path(warehouse).parent / "landing"))
+    result = dg.materialize([work_items], partition_key="2026-09-01", instance=instance,
+                            resources={"warehouse": resource})
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("marts__work_items")
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def queue() -> list[dict]:
@@ -62,139 +71,130 @@ def mirrored(warehouse: CraftedWarehouse) -> list[tuple]:
         return con.execute("SELECT dedup_key, status FROM marts.work_items ORDER BY dedup_key").fetchall()
 
 
-def test_the_sensor_runs_by_default_every_30_seconds():
-    assert workitem_sensors == [raise_work_items_sensor]
-    assert raise_work_items_sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert raise_work_items_sensor.minimum_interval_seconds == 30
+def test_the_close_job_raises_work_items_after_issuing_and_before_the_marts_that_read_the_queue():
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    node = graph.get(KEY)
+    assert KEY in defs.resolve_job_def("close_month_job").asset_layer.executable_asset_keys
+    assert node.group_name == "workitems" and node.partitions_def is not None
+    assert {"audit/issued_invoices", "audit/restatements", "staging/stg_payments__refunds"} <= {
+        key.to_user_string() for key in node.parent_keys}
+    assert {key.to_user_string() for key in node.child_keys} == {"marts/accounts_receivable", "marts/kpi_billing_monthly"}
+    # no sensor raises items any more, and so none opens the warehouse for it (decisions #59, #60)
+    assert "raise_work_items_sensor" not in {sensor.name for sensor in defs.sensors}
 
 
-def test_ticks_over_the_same_data_raise_each_item_once_and_mirror_it(env):
+def test_closes_over_the_same_data_raise_each_item_once_and_mirror_it(env):
     warehouse, _ = env
     instance = dg.DagsterInstance.ephemeral()
-    first = tick(instance, None)
-    assert "10 raised" in first.skip_message and "mirrored" in first.skip_message
+    first = close(instance, warehouse.path)
+    assert (first["proposed"], first["raised"], first["marked_done"], first["queue_items"]) == (10, 10, 0, 10)
+    assert first["raised_ids"] == ", ".join(f"WI-{n:06d}" for n in range(1, 11))
     assert len(keys()) == SEPTEMBER_ITEMS
-    second = tick(instance, first.cursor)
-    assert "0 proposed, 0 raised" in second.skip_message and "unchanged" in second.skip_message
-    third = tick(instance, None)  # no cursor: re-proposed (R1/R3 already in the queue are left out), none raised
-    assert "7 proposed, 0 raised" in third.skip_message
+    again = close(instance, warehouse.path)  # re-proposed (R1/R3 already in the queue are left out), none raised
+    assert (again["proposed"], again["raised"], again["queue_items"]) == (7, 0, 10)
     assert len(keys()) == SEPTEMBER_ITEMS
     assert [key for key, _ in mirrored(warehouse)] == keys()
     (r2,) = [item for item in queue() if item["rule"] == "R2"]
     assert (r2["charge_id"], r2["amount"], r2["requires_approval"]) == ("ch_3b", Decimal("120.00"), True)
+    created = get_item(queue_engine(), r2["work_item_id"])["events"][0]
+    assert (created["action"], created["by"], created["channel"]) == ("created", "billops close", "close")
 
 
-def test_a_crash_between_writing_items_and_moving_the_cursor_loses_and_duplicates_nothing(env):
+def test_a_crash_between_writing_items_and_the_materialization_loses_and_duplicates_nothing(env):
     warehouse, _ = env
     instance = dg.DagsterInstance.ephemeral()
     warehouse.ticket(7001, "C1", ["refund_request"], "INV-1", day=9)  # R1 of INV-1 becomes R3
-    warehouse.file_load("tickets")
-    crashed = raise_work_items(warehouse.path, queue_engine(), cursor=None)  # written, then the process dies
-    assert len(crashed.raised) == SEPTEMBER_ITEMS
-    after_restart = tick(instance, None)  # the cursor was never advanced
-    assert "0 raised" in after_restart.skip_message
+    con = open_read_only(warehouse.path)
+    try:
+        proposals = propose_items(con, [])
+    finally:
+        con.close()
+    written = raise_items(queue_engine(), proposals, raised_by="billops close", channel="close")  # then the run dies
+    assert sum(created for _, created in written) == SEPTEMBER_ITEMS
+    assert mirrored(warehouse) == []  # the run died before it mirrored
+    rerun = close(instance, warehouse.path)
+    assert rerun["raised"] == 0 and rerun["queue_items"] == SEPTEMBER_ITEMS
     assert len(keys()) == SEPTEMBER_ITEMS and "refund:R3:INV-1:7001" in keys()
-    assert json.loads(after_restart.cursor)["watermark"] == json.loads(crashed.cursor)["watermark"]
+    assert [key for key, _ in mirrored(warehouse)] == keys()
 
 
 def test_a_restart_with_a_new_instance_raises_nothing_twice(env):
     warehouse, dagster_home = env
     with dg.DagsterInstance.local_temp(str(dagster_home)) as instance:
-        cursor = tick(instance, None).cursor
+        assert close(instance, warehouse.path)["raised"] == SEPTEMBER_ITEMS
     with dg.DagsterInstance.local_temp(str(dagster_home)) as restarted:
-        again = tick(restarted, cursor)
-        fresh = tick(restarted, None)
-    assert "0 raised" in again.skip_message and "0 raised" in fresh.skip_message
+        assert close(restarted, warehouse.path)["raised"] == 0
     assert len(keys()) == SEPTEMBER_ITEMS
 
 
-def test_new_data_between_ticks_is_raised_once(env):
+def test_new_data_at_the_next_close_is_raised_once(env):
     warehouse, _ = env
     instance = dg.DagsterInstance.ephemeral()
-    cursor = tick(instance, None).cursor
+    close(instance, warehouse.path)
     warehouse.charge("ch_5b", "INV-5", "C5", "60.00", "succeeded", 2)  # a duplicate charge arrives with a close
-    warehouse.file_load("charges")
-    arrived = tick(instance, cursor)
-    assert "1 raised" in arrived.skip_message
-    assert tick(instance, arrived.cursor).skip_message.startswith("0 proposed, 0 raised")
-    assert "1 raised" not in tick(instance, None).skip_message
+    arrived = close(instance, warehouse.path)
+    assert arrived["raised"] == 1 and arrived["raised_ids"] == "WI-000011"
+    assert close(instance, warehouse.path)["raised"] == 0
     assert len(keys()) == SEPTEMBER_ITEMS + 1 and "refund:R2:INV-5:ch_5b" in keys()
 
 
 def test_a_decided_item_is_never_reopened(env):
-    _, _ = env
+    warehouse, _ = env
     instance = dg.DagsterInstance.ephemeral()
-    tick(instance, None)
+    close(instance, warehouse.path)
     by_key = {item["dedup_key"]: item["work_item_id"] for item in queue()}
     decline(queue_engine(), by_key["payment_extension:E1:INV-8:ch_8"], "carol", "customer asked for card update")
     approve(queue_engine(), by_key["refund:R1:INV-1:-"], "alice")
-    tick(instance, None)
-    tick(instance, None)
+    close(instance, warehouse.path)
+    close(instance, warehouse.path)
     statuses = {item["dedup_key"]: item["status"] for item in queue()}
     assert statuses["payment_extension:E1:INV-8:ch_8"] == "declined"
     assert statuses["refund:R1:INV-1:-"] == "approved"
     assert len(statuses) == SEPTEMBER_ITEMS
+    assert ("payment_extension:E1:INV-8:ch_8", "declined") in mirrored(warehouse)
 
 
 def test_an_executed_refund_marks_its_approved_item_done_once(env):
     warehouse, _ = env
     instance = dg.DagsterInstance.ephemeral()
-    cursor = tick(instance, None).cursor
+    close(instance, warehouse.path)
     by_key = {item["dedup_key"]: item["work_item_id"] for item in queue()}
     r1, r3 = by_key["refund:R1:INV-1:-"], by_key["refund:R3:INV-4:4001"]
     approve(queue_engine(), r1, "alice")
     warehouse.refund("re_wi_1", "ch_1", "50.00", work_item_id=r1)
     warehouse.refund("re_wi_2", "ch_4", "12.34", work_item_id=r3)  # not approved: reported, stays open
-    warehouse.file_load("refunds")
-    closed = tick(instance, cursor)
-    assert "1 done" in closed.skip_message and "1 refunds not matched" in closed.skip_message
+    closed = close(instance, warehouse.path)
+    assert (closed["marked_done"], closed["marked_done_ids"], closed["refunds_not_matched"]) == (1, r1, 1)
+    assert closed["refunds_not_matched_detail"] == f"re_wi_2: {r3} is open; only an approved item can be done"
     statuses = {item["work_item_id"]: item for item in queue()}
     assert statuses[r1]["status"] == "done" and statuses[r3]["status"] == "open"
     assert json.loads(statuses[r1]["evidence"])["done"]["refund_id"] == "re_wi_1"
-    assert "0 done" in tick(instance, closed.cursor).skip_message
+    assert close(instance, warehouse.path)["marked_done"] == 0
     assert ("refund:R1:INV-1:-", "done") in mirrored(warehouse)
+    done = get_item(queue_engine(), r1)["events"][-1]
+    assert (done["action"], done["by"], done["channel"]) == ("done", "payments feed", "close")
 
 
-def test_a_locked_warehouse_skips_the_tick_without_moving_the_cursor(env):
-    warehouse, _ = env
-    instance = dg.DagsterInstance.ephemeral()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-                               "time.sleep(60)", str(warehouse.path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        skipped = tick(instance, "previous-cursor")
-        assert "warehouse busy" in skipped.skip_message
-        assert skipped.cursor == "previous-cursor"
-        assert queue() == []
-    finally:
-        holder.kill()
-        holder.wait()
-    resumed = tick(instance, "previous-cursor")
-    assert "10 raised" in resumed.skip_message and resumed.cursor != "previous-cursor"
-
-
-def test_before_any_close_the_tick_skips_and_keeps_no_cursor(tmp_path, monkeypatch):
+def test_before_any_month_was_rated_the_close_raises_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("BILLOPS_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.sqlite'}")
-    monkeypatch.setenv("BILLOPS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
-    instance = dg.DagsterInstance.ephemeral()
-    assert tick(instance, None).cursor is None  # no file yet
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         bootstrap(con)  # audit tables, but no dbt staging yet
-    skipped = tick(instance, None)
-    assert skipped.cursor is None and "no month closed yet" in skipped.skip_message
+    outcome = close(dg.DagsterInstance.ephemeral(), tmp_path / "warehouse.duckdb")
+    assert (outcome["raised"], outcome["queue_items"], outcome["note"]) == (0, 0, "no month rated yet: nothing to raise")
     assert queue() == []
 
 
-# --- End to end: generate + simulate + close twice, then one tick against the ground-truth manifest ---
+# --- End to end: generate + simulate + close twice, the queue the closes left against the ground truth ---
 
-# The three tests below read the session's generated chain (tests/generated_chain.py: two months of 200
-# customers, closed through the real command), copied once for this module, then one sensor tick.
+# The tests below read the session's generated chain (tests/generated_chain.py: two months of 200
+# customers, closed through the real command, whose runs raised the items), copied once for this module.
 
 
 @pytest.fixture(scope="module")
 def chained(generated_chain, tmp_path_factory):
-    """The generated chain copied (its queue too), then one sensor tick; the queue and the truth."""
+    """The generated chain copied (its queue too): the queue as `billops close` left it, and the truth."""
     from tests.conftest import copy_workspace
 
     assert generated_chain.results[("close", "--month", "2026-10")].returncode == 0
@@ -208,10 +208,9 @@ def chained(generated_chain, tmp_path_factory):
         for name, value in env.items():
             patch.setenv(name, value)
         patch.delenv("BILLOPS_WORKITEM_WEBHOOK_URL", raising=False)
-        outcome = tick(dg.DagsterInstance.ephemeral(), None)
         items = queue()
     truth = generated_chain.manifest()
-    return {"root": root, "env": env, "billops": billops, "outcome": outcome, "items": items,
+    return {"root": root, "env": env, "billops": billops, "items": items, "results": generated_chain.results,
             "truth": [e for e in truth if e.get("step") == "simulate" and e.get("month") == "2026-10"]}
 
 
@@ -281,6 +280,26 @@ def test_every_seeded_case_is_exactly_one_item_of_the_right_kind_rule_and_amount
     causes = dict(_warehouse_rows(chained["root"], "SELECT invoice_number, arg_max(cause, detected_at) "
                                                    "FROM audit.restatements GROUP BY 1"))
     assert all("price_correction" in causes[number] for number in r1)
+
+
+def test_each_close_prints_the_work_items_its_run_raised(chained):
+    """The command prints the asset's outcome from its run's metadata: September's close raises nothing (no
+    payment or ticket answers it yet); October's restates September, then closes October, one line per run,
+    and together they raised the whole queue."""
+    import re
+
+    september = chained["results"][("close", "--month", "2026-09")].stdout
+    assert re.findall(r"work items: (\d+) raised, (\d+) marked done", september) == [("0", "0")]
+    october = chained["results"][("close", "--month", "2026-10")].stdout
+    lines = re.findall(r"work items: (\d+) raised, (\d+) marked done", october)
+    assert len(lines) == october.count("Dagster run ") == 2  # one line per run, as each run's summary
+    assert sum(int(raised) for raised, _ in lines) == len(chained["items"]) > 0
+    assert [done for _, done in lines] == ["0", "0"]
+    # every item was raised by a close, as the audit trail says
+    engine = queue_engine(chained["env"]["BILLOPS_QUEUE_URL"])
+    creators = {(e["by"], e["channel"]) for item in chained["items"]
+                for e in get_item(engine, item["work_item_id"])["events"] if e["action"] == "created"}
+    assert creators == {("billops close", "close")}
 
 
 def test_false_claims_raise_nothing_and_are_listed_in_billing_claims_no_error(chained):
