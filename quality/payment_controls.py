@@ -97,10 +97,10 @@ P3 = Control(
                WHEN w.status NOT IN ('approved', 'done') THEN 'work item is ' || w.status || ', not approved'
                WHEN NOT w.requires_approval THEN 'work item did not require approval (four eyes)'
                WHEN t.work_item_id IS NULL THEN 'no approval trail in the queue'
-               WHEN list_contains(list_transform(t.approvers, lambda a: lower(trim(a))), lower(trim(t.requested_by)))
+               WHEN list_contains(t.approver_keys, t.requested_key)
                  THEN 'approved by its requester ' || t.requested_by
-               WHEN len(list_distinct(list_transform(t.approvers, lambda a: lower(trim(a))))) < 2
-                 THEN 'approved by ' || len(list_distinct(t.approvers)) || ' person, not two'
+               WHEN len(list_distinct(t.approver_keys)) < 2
+                 THEN 'approved by ' || len(list_distinct(t.approver_keys)) || ' person, not two'
                WHEN r.amount > w.amount THEN 'refund exceeds the approved amount'
              END AS problem
       FROM executed r
@@ -151,12 +151,15 @@ P4 = Control(
 
 PAYMENT_CONTROLS = [P1, P2, P3, P4]
 
+# The *_keys columns are workitems.identity.person_key of the names: "ana" and "ANA\u200b" are one person.
 TRAIL_SCHEMA = pa.schema([("work_item_id", pa.string()), ("requested_by", pa.string()),
-                          ("approvers", pa.list_(pa.string()))])
+                          ("approvers", pa.list_(pa.string())), ("requested_key", pa.string()),
+                          ("approver_keys", pa.list_(pa.string()))])
 
 
 def approval_trail(engine: Engine) -> pa.Table:
     """Per work item, who raised it (its `created` event) and who approved it, oldest first, from the queue."""
+    from workitems.identity import person_key
     from workitems.tables import work_item_events as events
 
     query = (sa.select(events.c.work_item_id, events.c.action, events.c.by)
@@ -165,11 +168,13 @@ def approval_trail(engine: Engine) -> pa.Table:
     trail: dict[str, dict] = {}
     with engine.connect() as conn:
         for work_item_id, action, by in conn.execute(query):
-            item = trail.setdefault(work_item_id, {"work_item_id": work_item_id, "requested_by": None, "approvers": []})
+            item = trail.setdefault(work_item_id, {"work_item_id": work_item_id, "requested_by": None, "approvers": [],
+                                                   "requested_key": None, "approver_keys": []})
             if action == "created":
-                item["requested_by"] = by
+                item["requested_by"], item["requested_key"] = by, person_key(by)
             else:
                 item["approvers"].append(by)
+                item["approver_keys"].append(person_key(by))
     return pa.Table.from_pylist(list(trail.values()), schema=TRAIL_SCHEMA)
 
 

@@ -255,12 +255,22 @@ def test_p3_fails_on_a_refund_without_an_approved_item_or_approved_by_its_reques
     assert result.metadata["offending_rows"].value[0]["problem"] == "no such work item in marts.work_items"
 
     # The trail as the queue would hold it had the requester approved their own item.
-    self_approved = pa.Table.from_pylist(
-        [{"work_item_id": dup_item, "requested_by": "alice", "approvers": ["Alice", "bob"]}], schema=trail.schema)
+    from workitems.identity import person_key
+
+    def trail_of(requested_by: str, approvers: list[str]) -> pa.Table:
+        return pa.Table.from_pylist([{
+            "work_item_id": dup_item, "requested_by": requested_by, "approvers": approvers,
+            "requested_key": person_key(requested_by), "approver_keys": [person_key(a) for a in approvers]}],
+            schema=trail.schema)
+
     con.execute("DELETE FROM marts.refunds WHERE refund_id IN ('re_ghost', 're_small')")
-    result = _evaluate(con, self_approved)["P3_refund_approval"]
+    # The requester approving under another spelling of their name (a zero-width space, another case).
+    result = _evaluate(con, trail_of("alice", ["Ali\u200bce", "bob"]))["P3_refund_approval"]
     assert _numbers(result) == (False, 1, 1, "301.55")
     assert result.metadata["offending_rows"].value[0]["problem"] == "approved by its requester alice"
+    # One person approving twice under two spellings is one approval.
+    result = _evaluate(con, trail_of("sensor", ["bob", "ＢＯＢ"]))["P3_refund_approval"]
+    assert result.metadata["offending_rows"].value[0]["problem"] == "approved by 1 person, not two"
 
 
 def test_payment_controls_are_non_blocking_partitioned_checks_on_the_payments_marts():
