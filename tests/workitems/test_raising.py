@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import date as dt_date
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,6 +185,56 @@ def test_before_any_month_was_rated_the_close_raises_nothing(tmp_path, monkeypat
     outcome = close(dg.DagsterInstance.ephemeral(), tmp_path / "warehouse.duckdb")
     assert (outcome["raised"], outcome["queue_items"], outcome["note"]) == (0, 0, "no month rated yet: nothing to raise")
     assert queue() == []
+
+
+# --- A close launched as the UI launches it ---------------------------------------------------------------
+
+
+def _queue_rows(root: Path) -> list[tuple]:
+    """The items a close raised (the hand-made one of tests/golden_november.py left out), without ids or times."""
+    engine = queue_engine(f"sqlite:///{root / 'ops.sqlite'}")
+    try:
+        rows = [item for item in list_items(engine)
+                if get_item(engine, item["work_item_id"])["events"][0]["by"] == "billops close"]
+    finally:
+        engine.dispose()
+    return sorted((r["dedup_key"], r["kind"], r["rule"], r["customer_id"], r["invoice_number"], r["amount"],
+                   r["proposed_due_date"], r["reason"], json.loads(r["evidence"]), r["status"], r["requires_approval"])
+                  for r in rows)
+
+
+def test_a_close_run_launched_as_the_ui_does_raises_the_items_billops_close_raised(copy_closed_golden, closed_november):
+    """November after the golden October, closed as a run of close_month_job for the partition (`dagster job
+    execute`, what the UI's launch or the schedule's run request runs), not through `billops close`: the run
+    raises the month's items itself, the same ones the command's close of the same landing raised."""
+    from tests.conftest import REPO
+    from tests.golden_november import land_november
+
+    assert closed_november.result.returncode == 0, closed_november.result.stderr[-3000:]
+    ws = copy_closed_golden
+    land_november(ws)
+    published = ws.root / "published"
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "orchestration.definitions", "-a", "defs",
+         "-j", "close_month_job", "--tags", json.dumps({"dagster/partition": "2026-11-01"})],
+        cwd=REPO, env={**ws.env, "BILLOPS_PUBLISHED": str(published)}, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    raised = _queue_rows(ws.root)
+    assert raised == _queue_rows(closed_november.ws.root)
+    # c003 failed to pay BO-202610-000003 (301.55, due 2026-11-15 in the golden expected invoices) and never paid:
+    # one extension, eligible (an old customer), proposed 14 days later
+    assert [(key, kind, rule, customer, invoice, amount, due, reason, status)
+            for key, kind, rule, customer, invoice, amount, due, reason, _, status, _ in raised] == [
+        ("payment_extension:E1:BO-202610-000003:ch_4", "payment_extension", "E1", "c003", "BO-202610-000003", None,
+         dt_date(2026, 11, 29), "eligible: due date + 14 days", "open")]
+    with ws.instance() as instance:
+        event = instance.get_latest_materialization_event(KEY)
+    metadata = {key: value.value for key, value in event.asset_materialization.metadata.items()}
+    assert (event.asset_materialization.partition, metadata["raised"], metadata["queue_items"]) == ("2026-11-01", 1, 1)
+    with duckdb.connect(str(published / "billops.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT dedup_key, status FROM marts.work_items").fetchall() == [
+            ("payment_extension:E1:BO-202610-000003:ch_4", "open")]
 
 
 # --- End to end: generate + simulate + close twice, the queue the closes left against the ground truth ---
