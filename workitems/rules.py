@@ -1,6 +1,6 @@
 """Rules R1, R2, R3 and E1 of docs/contract/work-items.md: what the queue should hold, proposed from the warehouse.
 
-Set-based SQL on a read-only DuckDB connection; the only Python per row is
+Set-based SQL on the close run's warehouse connection (workitems/raising.py); the only Python per row is
 E1's eligibility (``workitems.eligibility.assess``, the rule said once, which the
 simulator also imports) on invoices whose charge failed. The proposals are
 plain dicts with the columns of ``marts.work_items``, ready for
@@ -153,7 +153,8 @@ class WarehouseBusy(Exception):
 
 
 def open_read_only(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
-    """The warehouse read-only; WarehouseBusy when a writer holds it (never waits, never fights a close)."""
+    """The warehouse read-only, for tests and tools on a copy; WarehouseBusy when a writer holds it.
+    Nothing but a close run opens the production warehouse (decisions #60)."""
     try:
         return duckdb.connect(str(warehouse), read_only=True)
     except duckdb.IOException as exc:

@@ -103,7 +103,7 @@ def _checked_item(item: Mapping) -> dict:
         "reason": item.get("reason"),
         "evidence": json.dumps(item.get("evidence") or {}, sort_keys=True, default=_json_default),
         "status": "open",
-        # a sensor may ask for four eyes below the threshold, never waive them above it
+        # a raiser may ask for four eyes below the threshold, never waive them above it
         "requires_approval": bool(requires) or requires_approval_for(kind, amount),
         "dedup_key": dedup_key,
     }

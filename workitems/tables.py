@@ -88,7 +88,7 @@ work_item_events = sa.Table(
     sa.Column("work_item_id", sa.String(16), nullable=False, index=True),
     sa.Column("at", sa.DateTime(), nullable=False),  # UTC
     sa.Column("action", sa.String(32), nullable=False),  # created approval_recorded approved declined done webhook_*
-    sa.Column("by", sa.String(128), nullable=False),  # the identity: the OS user of a command, or the raising sensor
+    sa.Column("by", sa.String(128), nullable=False),  # the identity: the OS user of a command, or the raiser (`billops close`)
     sa.Column("os_user", sa.String(128), nullable=False),  # the OS user of the process that wrote the event
     sa.Column("note", sa.Text()),  # the reason given, or what happened
     sa.Column("from_status", sa.String(16)),

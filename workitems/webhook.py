@@ -17,7 +17,7 @@ from orchestration.redaction import failure_text, redact_logs
 from orchestration.settings import safe_url
 
 WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
-WEBHOOK_TIMEOUT_SECONDS = 3.0  # a sensor tick must finish well inside Dagster's 60 s
+WEBHOOK_TIMEOUT_SECONDS = 3.0  # a close's work-item step must not wait long on a dead receiver
 redact_logs()  # httpx logs each request's full URL at INFO
 
 
