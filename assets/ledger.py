@@ -17,13 +17,14 @@ new times are recorded). A close therefore never runs on a ledger it cannot vouc
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+
+from warehouse.landing import file_sha256
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,10 @@ class BadFiles(Exception):
         super().__init__(f"{source}: {len(problems)} file(s) not loaded, the month is incomplete: {lines}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_files(landing: Path, paths: list[Path]) -> list[LandedFile]:
     """Size and hash every file; hashing releases the GIL, so two threads use both cores."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        hashes = list(pool.map(_sha256, paths))
+        hashes = list(pool.map(file_sha256, paths))
     stats = [p.stat() for p in paths]
     return [
         LandedFile(path=p, rel=p.relative_to(landing).as_posix(), size=st.st_size, sha256=h, modified_ns=st.st_mtime_ns)

@@ -10,14 +10,13 @@ from the one that run used; it runs with the options it was issued with.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from warehouse.close_options import CloseOptions
 from warehouse.close_state import CloseState
-from warehouse.landing import REFERENCE_COLUMNS, landed_usage_months, usage_month_files
+from warehouse.landing import REFERENCE_COLUMNS, file_sha256, landed_usage_months, usage_month_files
 from warehouse.months import first_month_problem, order_problem
 
 
@@ -38,21 +37,13 @@ class PlannedClose:
         return bool(self.reasons)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _some(names: list[str], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def restatements(landing: Path, state: CloseState, before: date | None = None) -> list[PlannedClose]:
     """Each issued month (before `before`, if given) whose inputs changed since its last successful run."""
-    current = {f"reference/{name}.csv": _sha256(landing / "reference" / f"{name}.csv")
+    current = {f"reference/{name}.csv": file_sha256(landing / "reference" / f"{name}.csv")
                for name in REFERENCE_COLUMNS if (landing / "reference" / f"{name}.csv").exists()}
     planned = []
     for month in state.issued:

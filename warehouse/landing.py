@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +36,15 @@ def landed_usage_months(landing: Path) -> list[date]:
               for folder in (landing / "usage").glob("dt=[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]")
               if folder.is_dir() and any(folder.glob("*.parquet"))}
     return sorted(months)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a landed file, read in 8 MiB chunks (the ledger's and the planners' hash)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sql_path_list(paths: list[Path]) -> str:
