@@ -16,11 +16,12 @@ unexport PYTHONDONTWRITEBYTECODE
 install: $(VENV)/.installed
 
 # --no-compile: Python compiles (and caches) only the modules it imports, not all of dagster, dbt and GX.
+# Then dagster-dbt's documented preparation: dbt parses the project into the manifest @dbt_assets read.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
-	cd dbt_project && ../$(BIN)/dbt parse --quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt_project.py
 	touch $@
 
 test: install install-browser

@@ -21,7 +21,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from assets.kpi_metadata import with_kpi_metadata
-from orchestration.dbt_project import dbt_project
+from orchestration.dbt_project import dbt_project, prepare_for_loading
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 
@@ -67,6 +67,9 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     args = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
     invocation = dbt.cli(args, context=context, target_path=target_path(variables))
     yield from invocation.stream()
+
+
+prepare_for_loading()  # the manifest the two @dbt_assets below are built from
 
 
 @dbt_assets(

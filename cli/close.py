@@ -28,18 +28,6 @@ from warehouse.schema import table_exists
 
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
-DAGSTER_YAML = """# Written by billops on first use. Local instance: runs, events and schedules in this folder.
-telemetry:
-  enabled: false
-# Dagster's SQLite event log with its connections kept open (orchestration/instance_storage.py).
-event_log_storage:
-  module: orchestration.instance_storage
-  class: PooledSqliteEventLogStorage
-  config:
-    base_dir:
-      env: DAGSTER_HOME
-"""
-
 
 @dataclass
 class CloseOutcome:
@@ -53,10 +41,10 @@ class CloseOutcome:
 
 
 def prepare_instance(settings: Settings) -> None:
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    """DAGSTER_HOME with billops's dagster.yaml (orchestration/instance_config.py)."""
+    from orchestration.instance_config import prepare_instance as prepare
+
+    prepare(settings.dagster_home)
 
 
 def partition_problem(month: str) -> str | None:

@@ -1,62 +1,57 @@
-"""The dbt project, declared once for dagster-dbt (DbtProject), with the target of BILLOPS_ENV."""
+"""The dbt project, declared once as dagster-dbt documents it: a `DbtProject` with the target of BILLOPS_ENV.
 
+`make install` prepares it (`dagster-dbt project prepare-and-package --file` this file: dbt parses
+the project into `dbt_project/target/manifest.json`, which `@dbt_assets` read at load). Loading
+the assets (`prepare_for_loading`) parses it again under `dagster dev`, as
+`DbtProject.prepare_if_dev()` does, so an edited model shows at once, and elsewhere only when the
+manifest is missing or older than a dbt source file, so the assets never stream events for models
+they do not know. Those parses use the dbt beside this Python: dagster-dbt's own preparer looks
+`dbt` up on PATH, which `.venv/bin/dagster dev` run without an activated venv does not have.
+"""
+
+import fcntl
 import sys
-from functools import cached_property
-from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from dagster_dbt import DagsterDbtProjectPreparer, DbtCliResource, DbtProject
-from packaging import version
+from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration.dbt_executable import project_changed_since
+from orchestration.private_hooks import FastStartDbtCliResource, project_changed_since
 from orchestration.settings import DBT_PROJECT_DIR, billops_env
 
 # dbt is installed beside this Python (the project's .venv): name it, whatever PATH says.
-# `billops-dbt` is dbt handed the saved manifest instead of re-parsing (orchestration/dbt_executable.py).
+# `billops-dbt` is that dbt handed the saved manifest instead of re-parsing (orchestration/private_hooks.py).
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "billops-dbt")
-
-
-class BillopsDbtCliResource(DbtCliResource):
-    """dagster-dbt's dbt resource, without two start-up costs that billops never uses.
-
-    Before each invocation dagster-dbt opens a dbt adapter in this process (~3.6 s: loads the
-    profile and project) only for `fetch_row_counts` / `fetch_column_metadata`, and it asks the
-    executable for its version (`dbt --version`, a ~3.7 s subprocess). billops fetches neither,
-    and dbt-core is pinned in this environment, so the version is read from the installed package.
-    """
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        return version.parse(installed_version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
-
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=billops_env())
 
 
-class VenvDbtPreparer(DagsterDbtProjectPreparer):
-    """Parses the manifest with the dbt beside this Python, so PATH never has to be edited."""
-
-    def _prepare_manifest(self, project: DbtProject) -> None:
-        resource = BillopsDbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
-        resource.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+def dbt_resource() -> DbtCliResource:
+    """The dbt resource of every dbt asset: this project, `billops-dbt`, started fast (private_hooks)."""
+    return FastStartDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
 
 
-preparer = VenvDbtPreparer()
-
-
-def _manifest_is_stale() -> bool:
+def manifest_is_stale() -> bool:
     """True when no manifest exists or a dbt source file changed after it was written."""
     if not dbt_project.manifest_path.exists():
         return True
     return project_changed_since(dbt_project.manifest_path.stat().st_mtime)
 
 
-# Under `dagster dev` the manifest is re-parsed at load; elsewhere `make install`
-# prepares it, and any process that finds it missing or older than the project
-# re-parses it (~3 s), so assets never stream events for models they do not know.
-preparer.prepare_if_dev(dbt_project)
-if _manifest_is_stale():
-    preparer.prepare(dbt_project)
+def prepare_manifest(always: bool) -> None:
+    """Parse the project into its manifest when `always` or when it is stale, one process at a time
+    (two test workers, or `dagster dev`'s code servers, load the definitions together)."""
+    lock_path = dbt_project.project_dir / dbt_project.target_path / "manifest.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if always or manifest_is_stale():
+            dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+
+def prepare_for_loading() -> None:
+    """Make the manifest current before `@dbt_assets` read it (assets/dbt.py): parsed again at each
+    load under `dagster dev`, as `DbtProject.prepare_if_dev()` does, otherwise only when stale."""
+    under_dagster_dev = dbt_project.preparer.using_dagster_dev()
+    if under_dagster_dev or manifest_is_stale():
+        prepare_manifest(always=under_dagster_dev)

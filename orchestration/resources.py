@@ -14,7 +14,7 @@ from typing import Iterator
 import dagster as dg
 import duckdb
 
-from orchestration.dbt_project import DBT_EXECUTABLE, BillopsDbtCliResource, dbt_project
+from orchestration.dbt_project import dbt_resource
 from orchestration.settings import DEFAULTS, absolute
 from warehouse.schema import bootstrap
 
@@ -57,5 +57,5 @@ def _from_env(name: str) -> str | dg.EnvVar:
 def build_resources() -> dict:
     return {
         "warehouse": WarehouseResource(path=_from_env("BILLOPS_WAREHOUSE"), landing=_from_env("BILLOPS_LANDING")),
-        "dbt": BillopsDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": dbt_resource(),
     }

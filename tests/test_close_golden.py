@@ -145,8 +145,8 @@ def test_bad_rows_leave_the_rating_input_of_the_golden_close_unchanged(closed_go
 
 
 def test_the_instance_keeps_dagster_s_sqlite_layout_with_its_connections_open(closed_golden):
-    """The event log billops configures (orchestration/instance_storage.py) writes Dagster's own files."""
-    from orchestration.instance_storage import PooledSqliteEventLogStorage
+    """The event log billops configures (orchestration/private_hooks.py) writes Dagster's own files."""
+    from orchestration.private_hooks import PooledSqliteEventLogStorage
 
     runs = closed_golden.ws.dagster_home / "history" / "runs"
     assert {p.name for p in runs.glob("*.db")} == {"index.db", f"{closed_golden.killed_run_id}.db",
