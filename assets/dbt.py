@@ -51,7 +51,7 @@ PUBLISHED = "marts"  # the models/marts folder (dbt selects a folder by its name
 def target_path(variables: dict[str, str]) -> Path:
     """One dbt target folder per (warehouse, month) instead of one per invocation.
 
-    dbt re-parses the whole project (~8 s) whenever its vars or profile differ from the
+    dbt re-parses the whole project (~4 s) whenever its vars or profile differ from the
     last parse in the target folder. Rating and publication of one close, and a re-close
     of the same month, share the vars, so the second invocation parses only what changed.
     """

@@ -48,7 +48,6 @@ def prepare_manifest(always: bool) -> None:
             dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
 
-
 def prepare_for_loading() -> None:
     """Make the manifest current before `@dbt_assets` read it (assets/dbt.py): parsed again at each
     load under `dagster dev`, as `DbtProject.prepare_if_dev()` does, otherwise only when stale."""
