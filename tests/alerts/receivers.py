@@ -17,6 +17,17 @@ from orchestration.sensors import alert_on_failed_close_sensor, alert_on_failed_
 UI = "http://billops.test:3000"
 
 
+@dg.op
+def rate_usage():
+    raise ValueError("two price rows overlap for sku vm.small")
+
+
+@dg.job(name="close_month_job")
+def failing_close():
+    """A close that fails at its one step, named like the real job so the alert sensor judges it."""
+    rate_usage()
+
+
 def instance_on(home: Path) -> dg.DagsterInstance:
     """A persistent instance on `home`; one event-log database and no captured stdout keep runs at ~0.5 s."""
     return dg.DagsterInstance.local_temp(

@@ -16,20 +16,10 @@ import pytest
 
 from alerts import delivery, store
 from alerts.dead_runs import PID_START_TAG, reap_dead_runs, run_tags
-from tests.alerts.receivers import UI, instance_on, marts_alerts, tick
+from tests.alerts.receivers import UI, failing_close, instance_on, marts_alerts, tick
 
 
 # --- a tiny close_month_job in four outcomes -------------------------------------------------
-
-
-@dg.op
-def rate_usage():
-    raise ValueError("two price rows overlap for sku vm.small")
-
-
-@dg.job(name="close_month_job")
-def failing_close():
-    rate_usage()
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("C1_lines_add_up", asset="invoice_drafts", blocking=True)])

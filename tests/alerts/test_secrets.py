@@ -16,20 +16,10 @@ import pytest
 
 from alerts import delivery, store
 from orchestration.redaction import failure_text, redact
-from tests.alerts.receivers import Webhook, free_port, tick
+from tests.alerts.receivers import Webhook, failing_close, free_port, tick
 from workitems.store import get_item, queue_engine, raise_items
 
 TOKEN = "T0BILLOPS/B0SECRET/xoxb-4711-do-not-leak"
-
-
-@dg.op
-def rate_usage():
-    raise ValueError("two price rows overlap for sku vm.small")
-
-
-@dg.job(name="close_month_job")
-def failing_close():
-    rate_usage()
 
 
 @dg.op

@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from tests.alerts.receivers import failing_close
 from tests.conftest import BILLOPS
 from tests.workitems.test_cli import ME, SEED
 from warehouse.published import publish_now
@@ -69,16 +70,6 @@ class Opens:
         os.close(self.fd)
 
 
-@dg.op
-def rate_usage():
-    raise ValueError("two price rows overlap for sku vm.small")
-
-
-@dg.job(name="close_month_job")
-def failed_close():
-    rate_usage()
-
-
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A warehouse a close left (in a folder of its own), its published copy, a queue and a Dagster home
@@ -104,7 +95,7 @@ def workspace(tmp_path, monkeypatch):
     raise_items(engine, SEED)
     engine.dispose()
     with dg.DagsterInstance.get() as instance:
-        failed_close.execute_in_process(instance=instance, raise_on_error=False,
+        failing_close.execute_in_process(instance=instance, raise_on_error=False,
                                         tags={"dagster/partition": "2026-10-01"})
     return warehouse, published, settings
 
