@@ -151,6 +151,11 @@ def check_item(evaluation) -> str:  # noqa: ANN001 - AssetCheckEvaluation
     return f"{name}: {clip(finding, MAX_CHECK_CHARS)}" + (f"\n  figures: {figures}" if figures else "")
 
 
+def worker_died(message: str) -> bool:
+    """Dagster's note that a run worker died (the code server's words: "... was terminated by signal 9 (SIGKILL).")."""
+    return "was terminated by signal" in message or "unexpectedly exited" in message
+
+
 def failed_close_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, config: AlertConfig) -> AlertDraft:
     """The one message for a failed close run, keyed by its run id."""
     records = instance.get_records_for_run(
@@ -159,6 +164,7 @@ def failed_close_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, config:
             dg.DagsterEventType.STEP_FAILURE,
             dg.DagsterEventType.ASSET_CHECK_EVALUATION,
             dg.DagsterEventType.RUN_FAILURE,
+            dg.DagsterEventType.ENGINE_EVENT,
         },
     ).records
     steps, blocking, warnings, run_failures = [], [], [], []
@@ -170,7 +176,8 @@ def failed_close_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, config:
                 steps.append(f"{event.step_key}: {error_text(data.error)}")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not data.passed:
             (blocking if data.severity == dg.AssetCheckSeverity.ERROR else warnings).append(check_item(data))
-        elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE or (
+                event.event_type == dg.DagsterEventType.ENGINE_EVENT and worker_died(event.message or "")):
             run_failures.append(clip(" ".join((event.message or record.event_log_entry.user_message).split()), MAX_ERROR_CHARS))
     month = billing_month_of(run)
     lines = [f"billops: close of {_month_label(month)} FAILED (run {run.run_id[:8]})"]
@@ -179,7 +186,7 @@ def failed_close_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, config:
             lines.append(f"{title}:")
             lines.extend(f"- {item}" for item in items)
     if not steps and not blocking:
-        lines.append(f"Run failure: {run_failures[-1] if run_failures else 'no failed step recorded'}")
+        lines.append(f"Run failure: {'; '.join(run_failures) if run_failures else 'no failed step recorded'}")
     lines.append(f"Run: {config.run_link(run.run_id)}")
     return AlertDraft(run.run_id, RUN_FAILED, month, run.run_id, redact("\n".join(lines)))
 

@@ -39,10 +39,13 @@ def close(
         False, "--first-month",
         help="Let MONTH be the warehouse's first issued month although earlier usage has landed; the run records it."),
     verbose: bool = typer.Option(
-        False, "--verbose", help="Show Dagster's log lines and warnings here too (they are always in the run and the log)."),
+        False, "--verbose", help="With --in-process: show Dagster's log lines and warnings here too (always in the run and the log)."),
+    in_process: bool = typer.Option(
+        False, "--in-process",
+        help="Run in this process, outside the instance's run queue (as `dagster job execute`): for debugging and tests."),
 ) -> None:
-    """Run the monthly close: ingest, rate, prove and issue MONTH through Dagster (restating earlier months first)."""
-    from cli.close import CloseRefused, partition_problem, plan_months, run_close
+    """Close MONTH through Dagster: submit its runs (earlier months to restate first) to the instance, follow them."""
+    from cli.close import CloseRefused, CloseSession, partition_problem, plan_months, run_in_process
     from cli.summary import print_outcome, print_plan
     from warehouse.close_options import CloseOptions
 
@@ -56,16 +59,31 @@ def close(
         err_console.print(f"[red]close {month} refused:[/red] {escape(problem)}")
         raise typer.Exit(2)
     try:
-        plan = plan_months(settings, month, CloseOptions(allow_missing_days=allow_missing_days, first_month=first_month))
+        plan = plan_months(settings, month, CloseOptions(allow_missing_days=allow_missing_days, first_month=first_month),
+                           in_process=in_process)
     except CloseRefused as refused:
         err_console.print(f"[red]close {month} refused:[/red] {escape(str(refused))}; nothing was issued")
         raise typer.Exit(1)
     print_plan(console, month, plan)
-    for step in plan:
-        outcome = run_close(settings, step.month, step.options, verbose=verbose)
-        print_outcome(console, err_console, outcome, settings, asked=month, step=step)
-        if not outcome.success:
-            raise typer.Exit(1)
+    if in_process:
+        for step in plan:
+            outcome = run_in_process(settings, step.month, step.options, verbose=verbose)
+            print_outcome(console, err_console, outcome, settings, asked=month, step=step)
+            if not outcome.success:
+                raise typer.Exit(1)
+        return
+
+    def waiting(blocking: list[str]) -> None:
+        console.print(f"queued: waiting for the warehouse behind run(s) {escape(', '.join(blocking))}")
+
+    with CloseSession(settings, on_wait=waiting) as session:
+        for step in plan:
+            outcome = session.run(step.month, step.options)
+            print_outcome(console, err_console, outcome, settings, asked=month, step=step)
+            if not outcome.success:
+                break
+    if not outcome.success:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """Sensors that alert the on-call engineer (docs/contract/controls.md, Alerting), running by default with the daemon.
 
 Plain sensors, not run-status sensors: a run-status sensor skips runs that ended
-before its first tick and advances its cursor even when its body raises. These
+before its first tick (a daemon `billops close` starts for itself ticks first after its
+run failed) and advances its cursor even when its body raises. A run whose worker was killed
+is marked failed by Dagster itself (the code server that launched it, or run monitoring). These
 read the instance's run records each tick and rely on the alert store
 (alerts/store.py) for exactly once; the cursor only narrows what is read.
 
@@ -18,12 +20,14 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from alerts.channels import alert_config
-from alerts.dead_runs import CLOSE_JOB, reap_dead_runs
 from alerts.delivery import raise_alert, retry_pending
 from alerts.messages import failed_check_alerts, failed_close_alert
 from alerts.mirror import publish_alerts
 from alerts.store import claimed_keys
+from orchestration.jobs import close_month_job
 from orchestration.settings import load_settings
+
+CLOSE_JOB = close_month_job.name
 
 TICK_SECONDS = 30
 # Runs finishing while a tick reads may carry an update time just before the cursor; re-reading the
@@ -40,12 +44,11 @@ def _publish_alerts() -> str:
     name="alert_on_failed_close_sensor",
     minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Fails closes whose process is gone, then sends one alert per failed close run.",
+    description="One alert per failed close run (a killed run worker is marked failed by Dagster first).",
 )
 def alert_on_failed_close_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     instance = context.instance
     config = alert_config()
-    reaped = reap_dead_runs(instance)
     failed = instance.get_run_records(dg.RunsFilter(job_name=CLOSE_JOB, statuses=[dg.DagsterRunStatus.FAILURE]))
     already = claimed_keys([record.dagster_run.run_id for record in failed])
     sent = 0
@@ -54,7 +57,7 @@ def alert_on_failed_close_sensor(context: dg.SensorEvaluationContext) -> dg.Skip
             sent += raise_alert(failed_close_alert(instance, record.dagster_run, config), config) is not None
     retried = retry_pending(config)
     mirror = _publish_alerts()
-    return dg.SkipReason(f"{len(reaped)} dead runs failed, {sent} alerts sent, {retried} retried; {mirror}")
+    return dg.SkipReason(f"{sent} alerts sent, {retried} retried; {mirror}")
 
 
 @dg.sensor(

@@ -121,7 +121,12 @@ class Workspace:
         return subprocess.CompletedProcess(["billops", *args], result.exit_code, result.stdout, stderr)
 
     def close(self, month: str, *options: str, env: dict[str, str] | None = None,
-              real: bool = False) -> subprocess.CompletedProcess:
+              real: bool = False, through_instance: bool = False) -> subprocess.CompletedProcess:
+        """`billops close`. The real command (`real`) and `through_instance` submit the runs to the instance's
+        queue (a daemon started for them: ~15 s more per close); otherwise `--in-process`, for the many tests
+        about what a close computes rather than how it is run (decisions #68)."""
+        if not (real or through_instance) and "--in-process" not in options:
+            options = (*options, "--in-process")
         return self.billops("close", "--month", month, *options, env=env, real=real)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
@@ -180,6 +185,7 @@ class ClosedGolden:
     result: subprocess.CompletedProcess
     killed_run_id: str | None
     close_run_id: str
+    killed: dict  # the killed close: its command's exit code and output, the worker's pid, alerts after it
 
 
 def _shared_dir(tmp_path_factory) -> Path:
@@ -188,31 +194,64 @@ def _shared_dir(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-def _kill_a_close_mid_run(ws: Workspace) -> str | None:
-    """Start a close, wait until its run is STARTED in the instance and ~4 s into it, kill -9 its process group."""
+def run_worker_pid(ws: Workspace, run_id: str) -> int | None:
+    """The pid of the run's worker, as Dagster's run launcher recorded it ("Started process for run (pid: N)")."""
+    import re
+
+    with ws.instance() as instance:
+        for entry in instance.all_logs(run_id):
+            found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+            if found:
+                return int(found.group(1))
+    return None
+
+
+def _kill_a_run_worker_mid_run(ws: Workspace) -> dict:
+    """Start `billops close` (through the instance), wait until its run is STARTED and ~4 s into it, then
+    kill -9 the run's worker process alone; the command follows the run to its end. What it printed, the
+    run id and the alerts then in the store are kept."""
     process = subprocess.Popen([str(BILLOPS), "close", "--month", "2026-10"], cwd=ws.root, env=ws.env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    started = None
-    while time.time() < deadline and process.poll() is None:
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 180
+    started = pid = None
+    while time.time() < deadline and process.poll() is None and pid is None:
         started = next((run_id for run_id, status in ws.runs() if status == "STARTED"), None)
-        if started:
-            break
+        pid = run_worker_pid(ws, started) if started else None
         time.sleep(0.2)
-    time.sleep(4)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    return started
+    if pid is not None:
+        time.sleep(4)
+        os.kill(pid, signal.SIGKILL)
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+    return {"killed_run_id": started, "killed_pid": pid, "killed_returncode": process.returncode,
+            "killed_stdout": stdout, "killed_stderr": stderr, "alerts_after_kill": stored_alerts(ws)}
+
+
+def stored_alerts(ws: Workspace) -> list[list[str]]:
+    """(dedup_key, kind, text) of every alert in the workspace's store (ops.sqlite beside the warehouse)."""
+    store = ws.root / "ops.sqlite"
+    if not store.exists():
+        return []
+    con = sqlite3.connect(store)
+    try:
+        return [list(row) for row in con.execute("SELECT dedup_key, kind, text FROM alerts ORDER BY created_at")]
+    except sqlite3.OperationalError:  # no alert table: nothing was ever raised
+        return []
+    finally:
+        con.close()
 
 
 def _close_golden_once(root: Path) -> dict:
     ws = Workspace.at(root)
     shutil.copytree(GOLDEN / "landing", ws.landing)
-    killed = _kill_a_close_mid_run(ws)
+    killed = _kill_a_run_worker_mid_run(ws)
     result = ws.close("2026-10", real=True)
     runs = ws.runs()
     return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr,
-            "killed_run_id": killed, "close_run_id": runs[-1][0] if runs else ""}
+            "close_run_id": runs[-1][0] if runs else "", **killed}
 
 
 def build_once(shared: Path, name: str, build) -> tuple[Path, dict]:
@@ -237,7 +276,8 @@ def closed_golden(tmp_path_factory) -> ClosedGolden:
     """The golden month closed once for the whole test run (read-only: copy it before changing anything)."""
     root, data = build_once(_shared_dir(tmp_path_factory), "closed-golden", _close_golden_once)
     result = completed(["billops", "close", "--month", "2026-10"], data)
-    return ClosedGolden(Workspace.at(root), result, data["killed_run_id"], data["close_run_id"])
+    return ClosedGolden(Workspace.at(root), result, data["killed_run_id"], data["close_run_id"],
+                        {k: v for k, v in data.items() if k.startswith("killed") or k == "alerts_after_kill"})
 
 
 def copy_workspace(source: Workspace, root: Path) -> Workspace:

@@ -201,7 +201,7 @@ def test_a_restatement_runs_with_the_allowances_its_month_was_issued_with(novemb
 def test_every_run_keeps_its_own_log_named_by_its_run_id(november_first):
     ws = november_first["ws"]
     november_runs = [r for r in ws.runs()]
-    logs = sorted(p.name for p in (ws.dagster_home / "logs").glob("close-*.log"))
+    logs = sorted(p.name for p in (ws.dagster_home / "billops-logs").glob("close-*.log"))
     with ws.instance() as instance:
         expected = sorted(f"close-{r.tags['dagster/partition'][:7]}-{r.run_id}.log" for r in instance.get_runs())
     assert logs == expected and len(november_runs) == 4  # Nov strict, Nov allowed, Nov restated, Dec
@@ -221,7 +221,8 @@ def bad_price(tmp_path_factory) -> dict:
     fields[5] = "twenty"
     lines[2] = ",".join(fields)
     path.write_text("".join(lines))
-    return {"ws": ws, "quiet": ws.close("2026-10", real=True), "verbose": ws.close("2026-10", "--verbose", real=True)}
+    return {"ws": ws, "quiet": ws.close("2026-10", real=True),
+            "verbose": ws.close("2026-10", "--in-process", "--verbose", real=True)}
 
 
 def test_data_is_printed_as_is_and_dagster_noise_stays_in_the_log(bad_price):
@@ -231,14 +232,16 @@ def test_data_is_printed_as_is_and_dagster_noise_stays_in_the_log(bad_price):
     assert "row 2: unit_price must be a decimal [found twenty]" in stderr  # not eaten as Rich markup
     assert "close 2026-10 failed; nothing was issued or restated:" in stderr
     assert " - ERROR - " not in quiet.stderr and "BetaWarning" not in quiet.stderr and "Traceback" not in quiet.stderr
-    (log,) = [p for p in (bad_price["ws"].dagster_home / "logs").glob("close-2026-10-*.log")
+    (log,) = [p for p in (bad_price["ws"].dagster_home / "billops-logs").glob("close-2026-10-*.log")
               if p.name.split("close-2026-10-")[1][:-4] in squash(quiet.stdout)]
-    assert " - ERROR - " in log.read_text() and "BetaWarning" in log.read_text()
+    # The run's own events, the failed step with its error: what the UI shows for the run.
+    assert "dagster job launch -j close_month_job" in log.read_text()
+    assert "STEP_FAILURE" in log.read_text() and "unit_price must be a decimal [found twenty]" in log.read_text()
 
 
-def test_verbose_shows_dagster_lines_and_each_close_has_its_own_log(bad_price):
+def test_verbose_in_process_shows_dagster_lines_and_each_close_has_its_own_log(bad_price):
     verbose = bad_price["verbose"]
     assert verbose.returncode == 1
     assert " - ERROR - " in verbose.stderr and "BetaWarning" in verbose.stderr
     assert "[found twenty]" in flat(verbose.stderr)
-    assert len(list((bad_price["ws"].dagster_home / "logs").glob("close-2026-10-*.log"))) == 2
+    assert len(list((bad_price["ws"].dagster_home / "billops-logs").glob("close-2026-10-*.log"))) == 2

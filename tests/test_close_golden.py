@@ -1,8 +1,8 @@
 """The golden case, closed once (session fixture) through the real `billops close`: many assertions on one close.
 
-The fixture first starts a close and kills it with -9 mid-run (issue 7 finding 9),
-then closes the month again: the second close must be exact and the killed run
-must end FAILURE in the instance.
+The fixture first starts a close and kills its run worker with -9 mid-run (issues 7 and 15),
+then closes the month again: Dagster must have marked the killed run FAILURE, the failed-close
+sensor must have alerted once, and the second close must be exact.
 """
 
 from decimal import Decimal
@@ -10,7 +10,7 @@ from decimal import Decimal
 import dagster as dg
 import pyarrow.parquet as pq
 
-from tests.conftest import GOLDEN, assert_closes_to_golden, read_expected
+from tests.conftest import GOLDEN, assert_closes_to_golden, read_expected, stored_alerts
 
 OCTOBER = "DATE '2026-10-01'"
 
@@ -68,9 +68,19 @@ def test_every_control_passed_on_the_close(closed_golden):
 
 
 def test_killed_close_is_marked_failed_and_the_next_close_is_exact(closed_golden):
-    assert closed_golden.killed_run_id, "the first close was killed before its run started"
+    killed = closed_golden.killed
+    assert closed_golden.killed_run_id and killed["killed_pid"], "the first close's run worker was never seen started"
     statuses = dict(closed_golden.ws.runs())
-    assert statuses[closed_golden.killed_run_id] == "FAILURE"
+    assert statuses[closed_golden.killed_run_id] == "FAILURE"  # by Dagster: no /proc reading in billops
+    # The command followed the run to its end and said so; the failed-close sensor alerted once.
+    assert killed["killed_returncode"] == 1, killed["killed_stderr"][-2000:]
+    assert "close 2026-10 failed" in killed["killed_stderr"]
+    assert "was terminated by signal 9 (SIGKILL)" in " ".join(killed["killed_stderr"].split())
+    (text,) = [text for _, _, text in killed["alerts_after_kill"]]
+    assert "close of 2026-10 FAILED" in text and "was terminated by signal 9 (SIGKILL)" in text
+    assert [(key, kind) for key, kind, _ in killed["alerts_after_kill"]] == [(closed_golden.killed_run_id, "run_failed")]
+    assert [(key, kind) for key, kind, _ in stored_alerts(closed_golden.ws)] == [
+        (closed_golden.killed_run_id, "run_failed")]  # the next close's daemon did not alert it again
     assert statuses[closed_golden.close_run_id] == "SUCCESS"
     assert len(statuses) == 2
     # One issued copy, no duplicate from the killed run.
@@ -149,7 +159,8 @@ def test_the_instance_keeps_dagster_s_sqlite_layout_with_its_connections_open(cl
     from orchestration.private_hooks import PooledSqliteEventLogStorage
 
     runs = closed_golden.ws.dagster_home / "history" / "runs"
-    assert {p.name for p in runs.glob("*.db")} == {"index.db", f"{closed_golden.killed_run_id}.db",
+    # One file per run, the index, and ".db": the events of no run (the daemon's own, Dagster's layout).
+    assert {p.name for p in runs.glob("*.db")} == {"index.db", ".db", f"{closed_golden.killed_run_id}.db",
                                                   f"{closed_golden.close_run_id}.db"}
     with closed_golden.ws.instance() as instance:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)

@@ -5,22 +5,26 @@ On three copies of the closed golden October, the same changes land: 10 late dro
 c002 (under-billed), a lower price for the 1 vCPU Droplet (its users over-billed: R1 credit notes),
 and a November of one file a day. Then November is closed:
 - `command`: `billops close --month 2026-11` (restates October first, then issues November);
-- `ui`: close_month_job for November alone, as the UI's "Materialize" launches it, then one tick
-  of the restatement sensor and the run it requests;
-- `schedule`: the runs requested by the schedule's tick on 2026-12-01 06:00 UTC, in order.
+- `ui`: close_month_job for November alone, submitted to the instance's run queue as the UI's
+  "Materialize" submits it, with a daemon running: its restatement sensor then requests
+  October's restatement by itself;
+- `schedule`: the runs requested by the schedule's tick on 2026-12-01 06:00 UTC, submitted together.
+All runs go through the instance: queued, dequeued by the daemon, run by the run launcher.
 Run ids and timestamps aside, the three warehouses agree row for row.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from unittest import mock
 
 import pytest
 
 from tests.conftest import copy_workspace
-from tests.test_restatements import droplet_hours, land_month, restatement_sensor_tick, set_price
+from tests.test_restatements import droplet_hours, land_month, set_price
 
 UTC = timezone.utc
 RESTATEMENTS = ("SELECT billing_month, customer_id, invoice_number, issued_total, recomputed_total, difference, cause "
@@ -31,15 +35,42 @@ WORK_ITEMS = ("SELECT kind, rule, customer_id, invoice_number, charge_id, ticket
               "status, requires_approval, dedup_key FROM marts.work_items ORDER BY dedup_key")
 
 
-def execute(ws, request) -> bool:
-    """Run one RunRequest of close_month_job on the workspace's instance, with the request's tags."""
+@contextmanager
+def through_instance(ws):
+    """The workspace's settings in this process, and a way to start a `dagster-daemon` on its instance (as
+    `dagster dev` runs one): what is submitted is dequeued from the run queue and run by the instance's
+    launcher. The daemon is started after the first submission, as `billops close` starts its own."""
+    from cli.instance_runs import start_daemon
+    from orchestration.settings import load_settings
+
+    with mock.patch.dict(os.environ, ws.settings):
+        settings = load_settings()
+        yield settings, lambda: start_daemon(settings, ws.root / "daemon.log")
+
+
+def submit(ws, settings, partition_key: str, tags: dict) -> str:
+    """Queue one run of close_month_job as the UI's "Materialize" or a tick's run request does; its run id."""
+    from cli.instance_runs import submit as launch
+
+    with (ws.root / "launch.log").open("a") as log:
+        return launch(settings, {**tags, "dagster/partition": partition_key}, log)
+
+
+def wait_for(ws, predicate, timeout: float = 600) -> list:
+    """Run records of the workspace's close runs once `predicate(records)` holds (or the timeout passes)."""
     import dagster as dg
 
-    from cli.close import close_job
+    deadline = time.monotonic() + timeout
+    with ws.instance() as instance:
+        while True:
+            records = instance.get_run_records(dg.RunsFilter(job_name="close_month_job"))
+            if predicate(records) or time.monotonic() > deadline:
+                return records
+            time.sleep(1)
 
-    with mock.patch.dict(os.environ, ws.settings), ws.instance() as instance:
-        tags = {**(request.tags or {}), "dagster/partition": request.partition_key}
-        return dg.execute_job(dg.reconstructable(close_job), instance=instance, tags=tags).success
+
+def in_flight(records) -> bool:
+    return any(r.dagster_run.status.value in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED") for r in records)
 
 
 def outcome(ws) -> dict:
@@ -62,23 +93,44 @@ def three_ways(closed_golden, tmp_path_factory) -> dict:
     out = {}
 
     command = copy_workspace(base, base.root.parent / "command")
-    result = command.close("2026-11")
+    result = command.close("2026-11", through_instance=True)
     assert result.returncode == 0, result.stderr[-3000:]
     out["command"] = outcome(command)
 
     ui = copy_workspace(base, base.root.parent / "ui")
-    assert execute(ui, dg.RunRequest(partition_key="2026-11-01"))
-    requests = restatement_sensor_tick(ui)
-    out["ui_requests"] = [(r.partition_key, r.tags.get("billops/trigger")) for r in requests]
-    assert all(execute(ui, request) for request in requests)
+    closed_before = {run_id for run_id, _ in ui.runs()}
+    with through_instance(ui) as (settings, start_daemon):
+        november = submit(ui, settings, "2026-11-01", {})  # the UI sets no billops tag
+        daemon = start_daemon()
+        try:
+            # November alone, then the daemon's restatement sensor requests October's restatement itself.
+            records = wait_for(ui, lambda rs: any(r.dagster_run.tags.get("billops/trigger") == "restatement_sensor"
+                                                  for r in rs) and not in_flight(rs))
+        finally:
+            from cli.instance_runs import stop_daemon
+            stop_daemon(daemon)
+    new = sorted((r for r in records if r.dagster_run.run_id not in closed_before), key=lambda r: r.create_timestamp)
+    out["ui_runs"] = [(r.dagster_run.run_id == november, r.dagster_run.tags.get("dagster/partition"),
+                       r.dagster_run.tags.get("billops/trigger"), r.dagster_run.status.value) for r in new]
     out["ui"] = outcome(ui)
 
     schedule = copy_workspace(base, base.root.parent / "schedule")
+    closed_before = {run_id for run_id, _ in schedule.runs()}
     with mock.patch.dict(os.environ, schedule.settings), schedule.instance() as instance:
         requests = close_previous_month_schedule(dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 12, 1, 6, tzinfo=UTC)))
     out["schedule_requests"] = [(r.partition_key, r.tags.get("billops/trigger")) for r in requests]
-    assert all(execute(schedule, request) for request in requests)
+    with through_instance(schedule) as (settings, start_daemon):
+        for request in requests:  # the scheduler submits a tick's run requests together, in order
+            submit(schedule, settings, request.partition_key, request.tags)
+        daemon = start_daemon()
+        try:
+            records = wait_for(schedule, lambda rs: not in_flight(rs))
+        finally:
+            from cli.instance_runs import stop_daemon
+            stop_daemon(daemon)
+    out["schedule_runs"] = sorted((r.dagster_run.tags.get("dagster/partition"), r.dagster_run.status.value)
+                                  for r in records if r.dagster_run.run_id not in closed_before)
     out["schedule"] = outcome(schedule)
     return out
 
@@ -96,8 +148,11 @@ def test_the_command_restates_october_and_raises_its_credit_note(three_ways):
 
 
 def test_the_ui_and_the_schedule_request_october_s_restatement_too(three_ways):
-    assert three_ways["ui_requests"] == [("2026-10-01", "restatement_sensor")]
+    # The UI's November run, then the run the daemon's restatement sensor requested for October, nothing else.
+    assert three_ways["ui_runs"] == [(True, "2026-11-01", None, "SUCCESS"),
+                                     (False, "2026-10-01", "restatement_sensor", "SUCCESS")]
     assert three_ways["schedule_requests"] == [("2026-10-01", "schedule"), ("2026-11-01", "schedule")]
+    assert three_ways["schedule_runs"] == [("2026-10-01", "SUCCESS"), ("2026-11-01", "SUCCESS")]
 
 
 @pytest.mark.parametrize("way", ["ui", "schedule"])

@@ -14,6 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+# How the run started: command, command --in-process, schedule, restatement_sensor (the UI sets none).
+TRIGGER_TAG = "billops/trigger"
+# The warehouse's one writer slot: close_month_job carries this tag and the instance's run queue
+# runs one such run at a time (orchestration/instance_config.py); DuckDB allows one writing process.
+WAREHOUSE_SLOT_TAG = "billops/warehouse"
 ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
 FIRST_MONTH_TAG = "billops/first_month"
 

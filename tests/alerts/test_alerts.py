@@ -15,7 +15,6 @@ import duckdb
 import pytest
 
 from alerts import delivery, store
-from alerts.dead_runs import PID_START_TAG, reap_dead_runs, run_tags
 from tests.alerts.receivers import UI, failing_close, instance_on, marts_alerts, tick
 
 
@@ -174,33 +173,3 @@ def test_a_failing_channel_is_retried_up_to_the_limit_without_resending_the_othe
     assert len(webhook.posts) == 3 and len(mailbox.messages) == 6  # each alert mailed once per store, never resent
 
 
-def test_a_killed_close_is_failed_and_alerted_once(tmp_path, receivers):
-    webhook, _ = receivers
-    exited = subprocess.Popen(["sleep", "0"])
-    exited.wait()
-    host = socket.gethostname()
-    with dg.DagsterInstance.ephemeral() as instance:
-
-        def started_run(month: str, tags: dict) -> str:
-            run = instance.create_run_for_job(
-                failing_close, status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": f"{month}-01", **tags}
-            )
-            return run.run_id
-
-        dead = started_run("2026-10", {"billops/pid": str(exited.pid), "billops/host": host})
-        reused = started_run("2026-11", {**run_tags(), PID_START_TAG: "1"})  # our pid, but a different process start
-        alive = started_run("2026-12", run_tags())
-
-        assert sorted(reap_dead_runs(instance)) == sorted([dead, reused])
-        assert reap_dead_runs(instance) == []
-        statuses = {run_id: instance.get_run_by_id(run_id).status for run_id in (dead, reused, alive)}
-        assert statuses == {dead: dg.DagsterRunStatus.FAILURE, reused: dg.DagsterRunStatus.FAILURE, alive: dg.DagsterRunStatus.STARTED}
-
-        for _ in range(3):
-            reasons = tick(instance, {})
-    assert reasons[0].endswith("published alerts up to date")  # a live close changes nothing: no warehouse opened
-    texts = [post["text"] for post in webhook.posts]
-    assert len(texts) == 2
-    dead_text = next(text for text in texts if dead in text)
-    assert "close of 2026-10 FAILED" in dead_text
-    assert f"Run failure: billops close process {exited.pid} on {host} is gone" in dead_text
