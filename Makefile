@@ -56,6 +56,7 @@ demo: install
 # The UI on the demo (make demo first): the same warehouse, runs, published copy and queue.
 dev: install
 	@[ -f $(DEMO)/warehouse.duckdb ] || echo "note: $(DEMO) is empty: run 'make demo' first to see two closed months"
+	$(DEMO_ENV) $(BIN)/python -c 'import sys; from pathlib import Path; from orchestration.instance_config import prepare_instance; prepare_instance(Path(sys.argv[1]))' $(CURDIR)/$(DEMO)/dagster
 	$(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 
 clean:

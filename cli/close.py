@@ -70,7 +70,7 @@ def plan_months(settings: Settings, month: str, options: CloseOptions = CloseOpt
     Raises CloseRefused when the month would be issued out of order.
     """
     state = close_state_in_store()
-    if state is None and settings.warehouse.exists():
+    if (state is None or in_process) and settings.warehouse.exists():
         try:
             con = duckdb.connect(str(settings.warehouse), read_only=True)
         except duckdb.IOException as exc:
