@@ -46,6 +46,7 @@ def close(
 ) -> None:
     """Close MONTH through Dagster: submit its runs (earlier months to restate first) to the instance, follow them."""
     from cli.close import CloseRefused, CloseSession, partition_problem, plan_months, run_in_process
+    from cli.instance_runs import LaunchFailed
     from cli.summary import print_outcome, print_plan
     from warehouse.close_options import CloseOptions
 
@@ -76,12 +77,16 @@ def close(
     def waiting(blocking: list[str]) -> None:
         console.print(f"queued: waiting for the warehouse behind run(s) {escape(', '.join(blocking))}")
 
-    with CloseSession(settings, on_wait=waiting) as session:
-        for step in plan:
-            outcome = session.run(step.month, step.options)
-            print_outcome(console, err_console, outcome, settings, asked=month, step=step)
-            if not outcome.success:
-                break
+    try:
+        with CloseSession(settings, on_wait=waiting) as session:
+            for step in plan:
+                outcome = session.run(step.month, step.options)
+                print_outcome(console, err_console, outcome, settings, asked=month, step=step)
+                if not outcome.success:
+                    break
+    except LaunchFailed as failed:
+        err_console.print(f"[red]close {month} failed:[/red] the run could not be queued: {escape(str(failed))}")
+        raise typer.Exit(1)
     if not outcome.success:
         raise typer.Exit(1)
 
