@@ -18,7 +18,7 @@ import dagster as dg
 
 from alerts.channels import AlertConfig
 from alerts.store import CHECK_WARNING, RUN_FAILED
-from orchestration.redaction import redact
+from config.redaction import redact
 
 PARTITION_TAG = "dagster/partition"
 # Enough of an error or a check's finding to act on; the run has the rest. Longer text is cut at the

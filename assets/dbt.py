@@ -20,10 +20,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from assets.dbt_project import dbt_project, prepare_for_loading
 from assets.kpi_metadata import with_kpi_metadata
-from orchestration.dbt_project import dbt_project, prepare_for_loading
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
+from warehouse.resource import WarehouseResource
 
 
 def dbt_vars(start: datetime, end: datetime, warehouse: str) -> dict[str, str]:

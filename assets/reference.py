@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.ledger import describe_files
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from warehouse.landing import REFERENCE_COLUMNS
+from warehouse.resource import WarehouseResource
 
 
 class BadReferenceFile(Exception):

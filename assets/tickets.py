@@ -22,9 +22,9 @@ import dagster as dg
 
 from assets.ingestion import raise_bad_files
 from assets.jsonl import Field, JsonlSource, ingest, unknown_customer
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
+from warehouse.resource import WarehouseResource
 
 TICKETS_KEY = dg.AssetKey(["raw", "tickets"])
 

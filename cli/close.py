@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.settings import Settings
+from config.settings import Settings
 from warehouse.close_options import TRIGGER_TAG, WAREHOUSE_SLOT_TAG, CloseOptions
 from warehouse.close_plan import CloseRefused, PlannedClose, plan_close
 from warehouse.close_state import CloseState, close_state_in_store, close_state_in_warehouse
@@ -51,7 +51,7 @@ def prepare_instance(settings: Settings) -> None:
 
 def partition_problem(month: str) -> str | None:
     """Why the month is not a partition of the close, in words (not DagsterUnknownPartitionError)."""
-    from orchestration.partitions import monthly_partitions
+    from config.partitions import monthly_partitions
 
     keys = monthly_partitions.get_partition_keys()
     if f"{month}-01" in keys:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestration.settings import load_settings
+from config.settings import load_settings
 from workitems.cli import workitems_app
 
 app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
@@ -113,14 +113,16 @@ def generate(
 @app.command()
 def simulate(
     month: str = typer.Option(..., "--month", help="Month to simulate, YYYY-MM.", callback=_check_month),
-    seed: int = typer.Option(..., "--seed", help="Same seed and warehouse give the same files."),
+    seed: int = typer.Option(..., "--seed", help="Same seed and published copy give the same files."),
 ) -> None:
-    """Write MONTH's payments and tickets, answering the invoices issued for the month before."""
+    """Write MONTH's payments and tickets, answering the invoices published for the month before."""
     from synthetic.simulate import simulate as simulate_month
+    from warehouse.published import DUCKDB_FILE
 
     settings = load_settings()
     try:
-        summary = simulate_month(month, seed, settings.landing, settings.warehouse, progress=sys.stderr.isatty())
+        summary = simulate_month(month, seed, settings.landing, settings.published / DUCKDB_FILE,
+                                 progress=sys.stderr.isatty())
     except ValueError as exc:
         err_console.print(f"[red]simulate {month} failed:[/red] {exc}")
         raise typer.Exit(1)

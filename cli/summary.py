@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.close import CloseOutcome, PlannedClose
-from orchestration.settings import Settings
+from config.settings import Settings
 
 USAGE = "raw/usage"
 ISSUING = "audit/issued_invoices"

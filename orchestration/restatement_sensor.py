@@ -17,8 +17,8 @@ import hashlib
 
 import dagster as dg
 
+from config.settings import load_settings
 from orchestration.jobs import close_month_job
-from orchestration.settings import load_settings
 from warehouse.close_options import TRIGGER_TAG
 from warehouse.close_plan import PlannedClose, restatements
 from warehouse.close_state import close_state_in_store

@@ -17,7 +17,7 @@ import dagster as dg
 
 from orchestration.jobs import close_month_job
 from orchestration.restatement_sensor import TRIGGER_TAG, restatement_request
-from orchestration.settings import load_settings
+from config.settings import load_settings
 from warehouse.close_plan import CloseRefused, plan_close
 from warehouse.close_state import CloseState, close_state_in_store
 

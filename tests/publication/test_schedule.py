@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
+from config.partitions import monthly_partitions
 from orchestration.schedules import close_previous_month_schedule, previous_month_key
 
 
