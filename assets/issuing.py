@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 import dagster as dg
 import duckdb
 
-from config.partitions import monthly_partitions
+from config.partitions import monthly_partitions, run_month
 from quality.issued_controls import CONTENT_HASH_SQL, issued_check_specs, issued_invoices_immutable
 from warehouse.close_options import CloseOptions
 from warehouse.close_state import record_close_state
@@ -172,8 +172,8 @@ ISSUED_TABLES = {
 )
 def issued_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Issue the month's drafts, or, for a month already issued, record its restatements."""
-    window = context.partition_time_window
-    month, end = window.start.date(), window.end.date()
+    billing = run_month(context)
+    month, end = billing.start, billing.end
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
         con.execute("BEGIN")
