@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from config.settings import load_settings
-from workitems.cli import workitems_app
+from cli.workitems import workitems_app
 
 app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 console = Console()
