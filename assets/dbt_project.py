@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from config.dbt_files import DBT_PROJECT_DIR, project_changed_since
+from config.project_files import DBT_PROJECT_DIR, project_changed_since
 from config.settings import billops_env
 
 # dbt is installed beside this Python (the project's .venv): name it, whatever PATH says.

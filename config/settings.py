@@ -83,6 +83,13 @@ def load_settings() -> Settings:
     )
 
 
+def child_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with the path settings made absolute, for a child process (the
+    daemon, a run worker) that works in another directory, where a relative path would name another place."""
+    return {**os.environ, "BILLOPS_LANDING": str(settings.landing), "BILLOPS_WAREHOUSE": str(settings.warehouse),
+            "DAGSTER_HOME": str(settings.dagster_home), "BILLOPS_PUBLISHED": str(settings.published)}
+
+
 def billops_env() -> str:
     """The deployment environment (the dbt target): local, ci or prod."""
     env = setting("BILLOPS_ENV")

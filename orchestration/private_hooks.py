@@ -28,7 +28,7 @@ import sys
 import threading
 from pathlib import Path
 
-from config.dbt_files import DBT_PROJECT_DIR, project_changed_since
+from config.project_files import DBT_PROJECT_DIR, project_changed_since
 from config.settings import is_set, setting
 
 # --- dbt handed its saved manifest: the `billops-dbt` executable ------------------------------

@@ -1,7 +1,7 @@
-"""The dbt project's files: where they are, and whether any changed since a given time.
+"""The files billops ships with: the repository, its dbt project, and whether a dbt file changed since a time.
 
 Both the dbt assets (assets/dbt_project.py: is the manifest stale?) and `billops-dbt`
-(orchestration/private_hooks.py: may dbt reuse its saved manifest?) ask the same question;
+(orchestration/private_hooks.py: may dbt reuse its saved manifest?) ask that question;
 `billops-dbt` is a process per dbt invocation, so this module imports nothing heavy.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROJECT_SOURCES = ("models", "macros", "tests")
 
 
