@@ -24,7 +24,7 @@ def _count(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def print_plan(console: Console, asked: BillingMonth | str, plan: list[PlannedClose]) -> None:
+def print_plan(console: Console, asked: BillingMonth, plan: list[PlannedClose]) -> None:
     """Say what the close will run before it runs: each earlier month restated and why, then the month asked."""
     restatements = [step for step in plan if step.restatement]
     if not restatements:
@@ -36,11 +36,11 @@ def print_plan(console: Console, asked: BillingMonth | str, plan: list[PlannedCl
 
 
 def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome, settings: Settings,
-                  asked: BillingMonth | str | None = None, step: PlannedClose | None = None) -> None:
+                  asked: BillingMonth | None = None, step: PlannedClose | None = None) -> None:
     """The run's summary. Every piece of data goes through `escape`: a C13 message quoting a landed value
     such as `[found twenty]` must print as it is, not as Rich markup."""
-    month = str(outcome.month)  # a BillingMonth or its key: compared and shown as `YYYY-MM`
-    asked = str(asked or month)
+    month = outcome.month
+    asked = asked or month
     doing = f"restating {month} for close {asked}" if month != asked else f"close {asked}"
     table = Table(title=f"billops {escape(doing)}", show_header=False)
     usage = outcome.metadata.get(USAGE, {})

@@ -84,8 +84,9 @@ def load_settings() -> Settings:
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
-    """This process's environment with the path settings made absolute, for a child process (the
-    daemon, a run worker) that works in another directory, where a relative path would name another place."""
+    """This process's environment with the path settings made absolute, for the processes `billops close`
+    starts (`dagster job launch`, the daemon and its run workers): they work in the project's folder,
+    where a relative BILLOPS_LANDING would name another place."""
     return {**os.environ, "BILLOPS_LANDING": str(settings.landing), "BILLOPS_WAREHOUSE": str(settings.warehouse),
             "DAGSTER_HOME": str(settings.dagster_home), "BILLOPS_PUBLISHED": str(settings.published)}
 

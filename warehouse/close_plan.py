@@ -62,15 +62,13 @@ def restatements(landing: Path, state: CloseState, before: date | None = None) -
     return planned
 
 
-def plan_close(landing: Path, state: CloseState, month: BillingMonth | str,
+def plan_close(landing: Path, state: CloseState, month: BillingMonth,
                options: CloseOptions = CloseOptions()) -> list[PlannedClose]:
     """The runs of a close of `month`: earlier restatements first, then the month itself.
 
-    `month` may still be given as its key (`YYYY-MM`), as `billops close` passes it.
     Raises CloseRefused when the month would be issued out of order or would strand earlier
     landed usage as the warehouse's first month.
     """
-    month = BillingMonth.parse(month) if isinstance(month, str) else month
     problem = order_problem(state.issued, month.start) or first_month_problem(
         state.issued, month.start, landed_usage_months(landing), options.first_month)
     if problem:
