@@ -1,8 +1,9 @@
 """The resources of the one code location: the warehouse, the landing zone and dbt, bound from the settings.
 
-Paths come from `dg.EnvVar` where the variable is set (so the UI shows which variable configures
-them) and from the defaults in config/settings.py otherwise. dbt runs as `billops-dbt`, started
-without dagster-dbt's unused adapter and `dbt --version` (orchestration/private_hooks.py).
+Paths come from `dg.EnvVar` where the variable is set when the definitions load (so the UI shows
+which variable configures them); otherwise the resource reads the setting, with its default from
+config/settings.py, when a step runs. dbt runs as `billops-dbt`, started without dagster-dbt's
+unused adapter and `dbt --version` (orchestration/private_hooks.py).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
-from config.settings import DEFAULTS, is_set
+from config.settings import is_set
 from orchestration.private_hooks import FastStartDbtCliResource
 from warehouse.resource import WarehouseResource
 
 
-def _from_env(name: str) -> str | dg.EnvVar:
-    return dg.EnvVar(name) if is_set(name) else DEFAULTS[name]
+def _from_env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if is_set(name) else None
 
 
 def dbt_resource() -> DbtCliResource:

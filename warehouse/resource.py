@@ -14,7 +14,7 @@ from typing import Iterator
 import dagster as dg
 import duckdb
 
-from config.settings import absolute
+from config.settings import absolute, load_settings
 from warehouse.schema import bootstrap
 
 
@@ -22,19 +22,22 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file holding every layer, and the read-only landing zone it is fed from.
 
     DuckDB allows one writing process, so a connection is opened per step and
-    closed before dbt runs (`connect` is a context manager).
+    closed before dbt runs (`connect` is a context manager). A path left unset is the setting
+    (BILLOPS_WAREHOUSE, BILLOPS_LANDING) as config/settings.py reads it when the step runs, not
+    when the definitions were loaded: a process that loaded them before the variable was set
+    (a test worker, a code server) still closes the right warehouse.
     """
 
-    path: str
-    landing: str
+    path: str | None = None
+    landing: str | None = None
 
     @property
     def warehouse_path(self) -> Path:
-        return absolute(self.path)
+        return absolute(self.path) if self.path else load_settings().warehouse
 
     @property
     def landing_path(self) -> Path:
-        return absolute(self.landing)
+        return absolute(self.landing) if self.landing else load_settings().landing
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
