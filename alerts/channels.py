@@ -1,4 +1,4 @@
-"""Where alerts go: a Slack-compatible webhook and plain SMTP, configured from the environment.
+"""Where alerts go: a Slack-compatible webhook and plain SMTP, as config/settings.py reads them.
 
 Every alert is also a log line (logger `billops.alerts`), whether or not a channel is set.
 A channel's error is described by `failure_text` and the channel's `safe_url`, never by the
@@ -8,14 +8,12 @@ exception's own words: httpx puts the webhook's full URL, token included, into t
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
-import socket
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 
-from orchestration.redaction import failure_text, redact_logs
-from orchestration.settings import safe_url
+from config.redaction import failure_text, redact_logs, safe_url
+from config.settings import AlertSettings, alert_settings
 
 
 logger = logging.getLogger("billops.alerts")
@@ -29,13 +27,8 @@ EMAIL = "email"
 
 
 @dataclass(frozen=True)
-class AlertConfig:
-    webhook_url: str | None = field(repr=False)  # a secret: its token is in the path
-    email_to: tuple[str, ...]
-    smtp_host: str
-    smtp_port: int
-    email_from: str
-    ui_url: str
+class AlertConfig(AlertSettings):
+    """The alert settings, with what the senders need to know of them."""
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -53,16 +46,8 @@ class AlertConfig:
 
 
 def alert_config() -> AlertConfig:
-    """The one place the alert environment is read (docs/contract/controls.md, Alerting)."""
-    recipients = os.environ.get("BILLOPS_ALERT_EMAIL_TO", "")
-    return AlertConfig(
-        webhook_url=os.environ.get("BILLOPS_ALERT_WEBHOOK_URL") or None,
-        email_to=tuple(address.strip() for address in recipients.split(",") if address.strip()),
-        smtp_host=os.environ.get("BILLOPS_SMTP_HOST", "localhost"),
-        smtp_port=int(os.environ.get("BILLOPS_SMTP_PORT", "25")),
-        email_from=os.environ.get("BILLOPS_ALERT_EMAIL_FROM", f"billops@{socket.gethostname()}"),
-        ui_url=os.environ.get("BILLOPS_UI_URL", "http://localhost:3000").rstrip("/"),
-    )
+    """The alert channels of this environment (docs/contract/controls.md, Alerting; config/settings.py)."""
+    return AlertConfig(**asdict(alert_settings()))
 
 
 def send_webhook(config: AlertConfig, text: str) -> None:

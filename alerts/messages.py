@@ -5,7 +5,7 @@ every failed ERROR-severity check with what it found (its description: the file,
 row, rule and value of C13, the missing days of C12 …) and its figures, each fact
 once, and a link to the run; a check that failed in a run that succeeded gets one
 message of its own. Nothing is cut mid-sentence, and any URL setting quoted by an
-error is shown as `scheme://host[:port]` (orchestration/redaction.py).
+error is shown as `scheme://host[:port]` (config/redaction.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import dagster as dg
 
 from alerts.channels import AlertConfig
 from alerts.store import CHECK_WARNING, RUN_FAILED
-from orchestration.redaction import redact
+from config.redaction import redact
 
 PARTITION_TAG = "dagster/partition"
 # Enough of an error or a check's finding to act on; the run has the rest. Longer text is cut at the

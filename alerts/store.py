@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from warehouse.ops_store import ops_engine, ops_store_url
+from config.settings import ops_store_url
+from warehouse.ops_store import ops_engine
 
 RUN_FAILED = "run_failed"
 CHECK_WARNING = "check_warning"

@@ -1,1 +1,1 @@
-"""Ingestion and Python assets: landing zone → warehouse."""
+"""The close's assets: ingestion (landing zone → warehouse), rating (dbt), issuing and publication."""

@@ -1,7 +1,7 @@
 """The dbt project as Dagster assets, wired once (DbtProject + @dbt_assets + a translator).
 
 Every dbt model is an asset of the monthly partition; the month reaches dbt as
-`--vars` built from the partition's time window (end exclusive), with the
+`--vars` built from the run's BillingMonth (period end exclusive), with the
 warehouse's absolute path (the profile reads it, so nothing writes the
 environment). Sources map to the ingestion and issuing assets through
 `meta.dagster.asset_key`, so the UI shows one graph from a landed file to an
@@ -13,22 +13,22 @@ intermediate) runs before the controls and issuing, publication (marts) after.
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from assets.dbt_project import dbt_project, prepare_for_loading
 from assets.kpi_metadata import with_kpi_metadata
-from orchestration.dbt_project import dbt_project, prepare_for_loading
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.billing_month import BillingMonth
+from config.partitions import monthly_partitions, run_month
+from warehouse.resource import WarehouseResource
 
 
-def dbt_vars(start: datetime, end: datetime, warehouse: str) -> dict[str, str]:
-    """dbt vars for a partition window: period_start inclusive, period_end exclusive, and the warehouse file."""
-    return {"period_start": start.date().isoformat(), "period_end": end.date().isoformat(), "warehouse": warehouse}
+def dbt_vars(month: BillingMonth, warehouse: str) -> dict[str, str]:
+    """dbt vars of a month: period_start inclusive, period_end exclusive, and the warehouse file."""
+    return {"period_start": month.start.isoformat(), "period_end": month.end.isoformat(), "warehouse": warehouse}
 
 
 class BillopsTranslator(DagsterDbtTranslator):
@@ -48,7 +48,7 @@ TRANSLATOR = BillopsTranslator(settings=DagsterDbtTranslatorSettings(enable_asse
 PUBLISHED = "marts"  # the models/marts folder (dbt selects a folder by its name in the fqn)
 
 
-def target_path(variables: dict[str, str]) -> Path:
+def target_path(month: BillingMonth, variables: dict[str, str]) -> Path:
     """One dbt target folder per (warehouse, month) instead of one per invocation.
 
     dbt re-parses the whole project (~4 s) whenever its vars or profile differ from the
@@ -56,16 +56,16 @@ def target_path(variables: dict[str, str]) -> Path:
     of the same month, share the vars, so the second invocation parses only what changed.
     """
     key = hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(dbt_project.project_dir) / "target" / "closes" / f"{variables['period_start'][:7]}-{key}"
+    return Path(dbt_project.project_dir) / "target" / "closes" / f"{month.key}-{key}"
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    window = context.partition_time_window
-    variables = dbt_vars(window.start, window.end, str(warehouse.warehouse_path))
+    month = run_month(context)
+    variables = dbt_vars(month, str(warehouse.warehouse_path))
     # dbt unit tests prove the SQL, not the month's data: the test suite runs them once
     # (tests/dbt/test_dbt_unit_tests.py), a close need not pay ~2 s each on every run.
     args = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(variables)]
-    invocation = dbt.cli(args, context=context, target_path=target_path(variables))
+    invocation = dbt.cli(args, context=context, target_path=target_path(month, variables))
     yield from invocation.stream()
 
 
@@ -98,4 +98,4 @@ def published_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, ware
     The KPI marts' events carry the month's headline numbers (assets/kpi_metadata.py), read after dbt exits.
     """
     yield from with_kpi_metadata(context, _build(context, dbt, warehouse), str(warehouse.warehouse_path),
-                                 context.partition_time_window.start.date())
+                                 run_month(context).start)

@@ -15,14 +15,14 @@ from datetime import date, datetime, timezone
 import dagster as dg
 import duckdb
 
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions, run_month
 from quality.issued_controls import CONTENT_HASH_SQL, issued_check_specs, issued_invoices_immutable
 from warehouse.close_options import CloseOptions
 from warehouse.close_state import record_close_state
 from warehouse.landing import landed_usage_months
 from warehouse.months import OutOfOrderMonth, check_month_order, first_month_problem, issued_months
 from warehouse.ops_store import ops_engine
+from warehouse.resource import WarehouseResource
 
 DRAFTS = ["int_invoices_drafted", "int_invoice_lines_drafted", "int_credit_ledger_drafted"]
 
@@ -172,8 +172,8 @@ ISSUED_TABLES = {
 )
 def issued_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Issue the month's drafts, or, for a month already issued, record its restatements."""
-    window = context.partition_time_window
-    month, end = window.start.date(), window.end.date()
+    billing = run_month(context)
+    month, end = billing.start, billing.end
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
         con.execute("BEGIN")

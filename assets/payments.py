@@ -35,9 +35,9 @@ import dagster as dg
 
 from assets.ingestion import raise_bad_files
 from assets.jsonl import Field, JsonlSource, Rule, ingest, unknown_customer
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions, run_month
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
+from warehouse.resource import WarehouseResource
 
 KEYS = {name: dg.AssetKey(["raw", name]) for name in ("charges", "refunds", "disputes")}
 
@@ -120,7 +120,7 @@ CHARGE_NOT_ACCEPTED = Rule(
 )
 def payments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Ingest every charge, then refund and dispute file: ledger, quarantine, de-duplicate by Stripe id."""
-    month = context.partition_time_window.start.date()
+    month = run_month(context).start
     landing = warehouse.landing_path
     rules = {
         "charges": (CHARGES, [NOT_USD, unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),

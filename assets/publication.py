@@ -14,26 +14,20 @@ untouched) is never overwritten by an older queue.
 
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from alerts import mirror as alerts_mirror
 from assets.dbt import published_marts
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
-from orchestration.settings import absolute, setting
+from config.partitions import monthly_partitions
+from config.settings import load_settings
 from warehouse.published import WarehouseBusy, publish_now
+from warehouse.resource import WarehouseResource
 from workitems import mirror as work_items_mirror
 from workitems.store import queue_engine
 
 LOCK_WAIT_SECONDS = 60  # how long the close waits for a process that still opens the warehouse for a moment
-
-
-def published_dir() -> Path:
-    """BILLOPS_PUBLISHED resolved against the working directory (docs/contract/published-interface.md)."""
-    return absolute(setting("BILLOPS_PUBLISHED"))
 
 
 def _write_alerts(warehouse: WarehouseResource) -> None:
@@ -61,7 +55,7 @@ def _write_alerts(warehouse: WarehouseResource) -> None:
 )
 def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Copy every mart out of the warehouse once the close has published them (see module docstring)."""
-    published = published_dir()
+    published = load_settings().published  # BILLOPS_PUBLISHED (docs/contract/published-interface.md)
     queue = queue_engine()
     from_the_store = {work_items_mirror.TABLE: lambda con: work_items_mirror.write_work_items(con, queue),
                       alerts_mirror.TABLE: alerts_mirror.write_alerts}

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.ledger import describe_files
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions, run_month
 from warehouse.landing import REFERENCE_COLUMNS
+from warehouse.resource import WarehouseResource
 
 
 class BadReferenceFile(Exception):
@@ -37,7 +37,7 @@ def _header(path) -> list[str]:
 )
 def reference_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Load the four reference snapshots and record the hash of each one this month's close used."""
-    month = context.partition_time_window.start.date()
+    month = run_month(context).start
     landing = warehouse.landing_path
     paths = {name: landing / "reference" / f"{name}.csv" for name in REFERENCE_COLUMNS}
     missing = [str(p.relative_to(landing)) for p in paths.values() if not p.exists()]

@@ -22,9 +22,9 @@ import dagster as dg
 
 from assets.ingestion import raise_bad_files
 from assets.jsonl import Field, JsonlSource, ingest, unknown_customer
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions, run_month
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
+from warehouse.resource import WarehouseResource
 
 TICKETS_KEY = dg.AssetKey(["raw", "tickets"])
 
@@ -74,7 +74,7 @@ TICKETS = JsonlSource(
 )
 def tickets(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Ingest every ticket file: ledger it, quarantine bad lines, keep each ticket's newest version."""
-    month = context.partition_time_window.start.date()
+    month = run_month(context).start
     with warehouse.connect() as con:
         ingested = ingest(con, warehouse.landing_path, TICKETS, [unknown_customer("customer_id")], month)
         check = rows_reconcile(con, TICKETS_KEY, "tickets", "raw.tickets", month)

@@ -33,10 +33,10 @@ import pyarrow.parquet as pq
 
 from assets.ingestion import Batch, UnreadableFile, accepted_view_sql, ingest_files, raise_bad_files
 from assets.ledger import unverified_recorded_files
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.usage_checks import USAGE_KEY, usage_check_specs, usage_is_priced, usage_rows_reconcile
 from warehouse.landing import sql_path_list, usage_month_files, usage_month_prefix
+from warehouse.resource import WarehouseResource
 
 # column → (DuckDB type it is read as, required: a null is bad_schema)
 USAGE_COLUMNS = {

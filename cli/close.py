@@ -19,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.settings import Settings
+from config.billing_month import BillingMonth
+from config.settings import Settings
 from warehouse.close_options import TRIGGER_TAG, WAREHOUSE_SLOT_TAG, CloseOptions
 from warehouse.close_plan import CloseRefused, PlannedClose, plan_close
 from warehouse.close_state import CloseState, close_state_in_store, close_state_in_warehouse
@@ -33,7 +34,7 @@ MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 @dataclass
 class CloseOutcome:
-    month: str
+    month: BillingMonth
     success: bool
     run_id: str
     log_file: Path
@@ -49,17 +50,18 @@ def prepare_instance(settings: Settings) -> None:
     prepare(settings.dagster_home)
 
 
-def partition_problem(month: str) -> str | None:
+def partition_problem(month: BillingMonth) -> str | None:
     """Why the month is not a partition of the close, in words (not DagsterUnknownPartitionError)."""
-    from orchestration.partitions import monthly_partitions
+    from config.partitions import monthly_partitions
 
     keys = monthly_partitions.get_partition_keys()
-    if f"{month}-01" in keys:
+    if month.partition_key in keys:
         return None
-    return f"{month} is outside the months billops closes ({keys[0][:7]} to {keys[-1][:7]})"
+    first, last = (BillingMonth.from_partition_key(key) for key in (keys[0], keys[-1]))
+    return f"{month} is outside the months billops closes ({first} to {last})"
 
 
-def plan_months(settings: Settings, month: str, options: CloseOptions = CloseOptions(),
+def plan_months(settings: Settings, month: BillingMonth, options: CloseOptions = CloseOptions(),
                 in_process: bool = False) -> list[PlannedClose]:
     """The runs of this close, in order (warehouse/close_plan.py), planned from the close state in the
     operational store; a warehouse issued before that state existed is read for it instead.
@@ -94,7 +96,7 @@ def close_job():
     return defs.resolve_job_def("close_month_job")
 
 
-def _log_file(settings: Settings, month: str) -> tuple[Path, Path]:
+def _log_file(settings: Settings, month: BillingMonth) -> tuple[Path, Path]:
     """(folder, a pending name): the log is named after the run once the run id is known."""
     logs = settings.dagster_home / LOG_FOLDER
     logs.mkdir(parents=True, exist_ok=True)
@@ -102,8 +104,8 @@ def _log_file(settings: Settings, month: str) -> tuple[Path, Path]:
     return logs, logs / f"close-{month}-started-{started}-{os.getpid()}.log"
 
 
-def run_tags(month: str, options: CloseOptions) -> dict[str, str]:
-    return {"dagster/partition": f"{month}-01", TRIGGER_TAG: "command", **options.tags()}
+def run_tags(month: BillingMonth, options: CloseOptions) -> dict[str, str]:
+    return {"dagster/partition": month.partition_key, TRIGGER_TAG: "command", **options.tags()}
 
 
 class CloseSession:
@@ -134,7 +136,7 @@ class CloseSession:
         self._instance.get_runs(limit=1)
         return self
 
-    def run(self, month: str, options: CloseOptions) -> CloseOutcome:
+    def run(self, month: BillingMonth, options: CloseOptions) -> CloseOutcome:
         from cli import instance_runs
 
         logs, pending = _log_file(self.settings, month)
@@ -181,7 +183,7 @@ class CloseSession:
             self._stack.__exit__(*exc)
 
 
-def run_in_process(settings: Settings, month: str, options: CloseOptions = CloseOptions(),
+def run_in_process(settings: Settings, month: BillingMonth, options: CloseOptions = CloseOptions(),
                    verbose: bool = False) -> CloseOutcome:
     """Execute close_month_job for the month's partition in this process (`billops close --in-process`).
 
@@ -225,7 +227,7 @@ def crash_or_run_failure(event) -> bool:
         event.event_type == dg.DagsterEventType.ENGINE_EVENT and worker_died(event.message or ""))
 
 
-def outcome_of(month: str, run_id: str, success: bool, events: list, log_file: Path) -> CloseOutcome:
+def outcome_of(month: BillingMonth, run_id: str, success: bool, events: list, log_file: Path) -> CloseOutcome:
     """What the run did, read from its own Dagster events only (never the warehouse)."""
     import dagster as dg
 

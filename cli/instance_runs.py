@@ -25,7 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
-from orchestration.settings import REPO_ROOT
+from config.project_files import REPO_ROOT
+from config.settings import child_environment
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 JOB = "close_month_job"
@@ -48,13 +49,6 @@ def _default_signals() -> list[str]:
     return ["env", "--default-signal=INT,TERM"]
 
 
-def environment(settings) -> dict[str, str]:
-    """This command's environment with the paths made absolute: the daemon and its run workers work in
-    the project's folder, where a relative BILLOPS_LANDING would name another place."""
-    return {**os.environ, "BILLOPS_LANDING": str(settings.landing), "BILLOPS_WAREHOUSE": str(settings.warehouse),
-            "DAGSTER_HOME": str(settings.dagster_home), "BILLOPS_PUBLISHED": str(settings.published)}
-
-
 def submit(settings, tags: dict[str, str], log) -> str:
     """Queue one run of the close job with these tags; its run id. The launch's own output goes to `log`."""
     run_id = str(uuid.uuid4())
@@ -62,7 +56,7 @@ def submit(settings, tags: dict[str, str], log) -> str:
                "--tags", json.dumps(tags), "--run-id", run_id]
     log.write(f"$ dagster job launch -j {JOB} --tags '{json.dumps(tags)}' --run-id {run_id}\n")
     log.flush()
-    done = subprocess.run(command, cwd=REPO_ROOT, env=environment(settings), stdout=log, stderr=subprocess.STDOUT,
+    done = subprocess.run(command, cwd=REPO_ROOT, env=child_environment(settings), stdout=log, stderr=subprocess.STDOUT,
                           timeout=600)
     if done.returncode != 0:
         raise LaunchFailed(f"dagster job launch exited {done.returncode} (see {log.name})")
@@ -80,7 +74,7 @@ def start_daemon(settings, log_path: Path) -> subprocess.Popen:
     with log_path.open("a") as log:
         return subprocess.Popen(
             [*_default_signals(), str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
-            cwd=REPO_ROOT, env=environment(settings), stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT, env=child_environment(settings), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestration.settings import load_settings
-from workitems.cli import workitems_app
+from config.settings import load_settings
+from cli.workitems import workitems_app
 
 app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 console = Console()
@@ -48,28 +48,30 @@ def close(
     from cli.close import CloseRefused, CloseSession, partition_problem, plan_months, run_in_process
     from cli.instance_runs import LaunchFailed
     from cli.summary import print_outcome, print_plan
+    from config.billing_month import BillingMonth
     from warehouse.close_options import CloseOptions
 
+    asked = BillingMonth.parse(month)  # one type from here to dbt's vars (docs/decisions.md #67)
     settings = load_settings()
     if not settings.landing.is_dir():
         err_console.print(f"[red]close {month} failed:[/red] landing zone {escape(str(settings.landing))} does not exist "
                           "(BILLOPS_LANDING)")
         raise typer.Exit(2)
-    problem = partition_problem(month)
+    problem = partition_problem(asked)
     if problem:
         err_console.print(f"[red]close {month} refused:[/red] {escape(problem)}")
         raise typer.Exit(2)
     try:
-        plan = plan_months(settings, month, CloseOptions(allow_missing_days=allow_missing_days, first_month=first_month),
+        plan = plan_months(settings, asked, CloseOptions(allow_missing_days=allow_missing_days, first_month=first_month),
                            in_process=in_process)
     except CloseRefused as refused:
         err_console.print(f"[red]close {month} refused:[/red] {escape(str(refused))}; nothing was issued")
         raise typer.Exit(1)
-    print_plan(console, month, plan)
+    print_plan(console, asked, plan)
     if in_process:
         for step in plan:
             outcome = run_in_process(settings, step.month, step.options, verbose=verbose)
-            print_outcome(console, err_console, outcome, settings, asked=month, step=step)
+            print_outcome(console, err_console, outcome, settings, asked=asked, step=step)
             if not outcome.success:
                 raise typer.Exit(1)
         return
@@ -81,7 +83,7 @@ def close(
         with CloseSession(settings, on_wait=waiting) as session:
             for step in plan:
                 outcome = session.run(step.month, step.options)
-                print_outcome(console, err_console, outcome, settings, asked=month, step=step)
+                print_outcome(console, err_console, outcome, settings, asked=asked, step=step)
                 if not outcome.success:
                     break
     except LaunchFailed as failed:
@@ -118,14 +120,16 @@ def generate(
 @app.command()
 def simulate(
     month: str = typer.Option(..., "--month", help="Month to simulate, YYYY-MM.", callback=_check_month),
-    seed: int = typer.Option(..., "--seed", help="Same seed and warehouse give the same files."),
+    seed: int = typer.Option(..., "--seed", help="Same seed and published copy give the same files."),
 ) -> None:
-    """Write MONTH's payments and tickets, answering the invoices issued for the month before."""
+    """Write MONTH's payments and tickets, answering the invoices published for the month before."""
     from synthetic.simulate import simulate as simulate_month
+    from warehouse.published import DUCKDB_FILE
 
     settings = load_settings()
     try:
-        summary = simulate_month(month, seed, settings.landing, settings.warehouse, progress=sys.stderr.isatty())
+        summary = simulate_month(month, seed, settings.landing, settings.published / DUCKDB_FILE,
+                                 progress=sys.stderr.isatty())
     except ValueError as exc:
         err_console.print(f"[red]simulate {month} failed:[/red] {exc}")
         raise typer.Exit(1)

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.close import CloseOutcome, PlannedClose
-from orchestration.settings import Settings
+from config.billing_month import BillingMonth
+from config.settings import Settings
 
 USAGE = "raw/usage"
 ISSUING = "audit/issued_invoices"
@@ -23,7 +24,7 @@ def _count(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def print_plan(console: Console, asked: str, plan: list[PlannedClose]) -> None:
+def print_plan(console: Console, asked: BillingMonth, plan: list[PlannedClose]) -> None:
     """Say what the close will run before it runs: each earlier month restated and why, then the month asked."""
     restatements = [step for step in plan if step.restatement]
     if not restatements:
@@ -35,11 +36,12 @@ def print_plan(console: Console, asked: str, plan: list[PlannedClose]) -> None:
 
 
 def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome, settings: Settings,
-                  asked: str | None = None, step: PlannedClose | None = None) -> None:
+                  asked: BillingMonth | None = None, step: PlannedClose | None = None) -> None:
     """The run's summary. Every piece of data goes through `escape`: a C13 message quoting a landed value
     such as `[found twenty]` must print as it is, not as Rich markup."""
-    asked = asked or outcome.month
-    doing = f"restating {outcome.month} for close {asked}" if outcome.month != asked else f"close {asked}"
+    month = outcome.month
+    asked = asked or month
+    doing = f"restating {month} for close {asked}" if month != asked else f"close {asked}"
     table = Table(title=f"billops {escape(doing)}", show_header=False)
     usage = outcome.metadata.get(USAGE, {})
     for key, label in (("files", "usage files"), ("rows_read", "records read"), ("accepted", "accepted"),
@@ -76,16 +78,16 @@ def print_outcome(console: Console, err_console: Console, outcome: CloseOutcome,
     for warning in outcome.warnings:
         console.print(f"[yellow]warning[/yellow] {escape(warning)}")
     if not outcome.success:
-        if outcome.month != asked:
-            err_console.print(f"[red]close {asked} failed[/red]: restating {outcome.month} failed; nothing of "
-                              f"{outcome.month} was restated and {asked} was not run:")
+        if month != asked:
+            err_console.print(f"[red]close {asked} failed[/red]: restating {month} failed; nothing of "
+                              f"{month} was restated and {asked} was not run:")
         else:
             err_console.print(f"[red]close {asked} failed[/red]; nothing was issued or restated:")
         for failure in outcome.failures or ["the run failed (see the Dagster UI)"]:
             err_console.print(f"  - {escape(failure)}")
         return
     action = "restated" if issuing and issuing.get("action") == "restated" else "issued"
-    if outcome.month != asked:
-        console.print(f"[green]restating {outcome.month} succeeded[/green]: {action}; now close {asked}")
+    if month != asked:
+        console.print(f"[green]restating {month} succeeded[/green]: {action}; now close {asked}")
     else:
         console.print(f"[green]close {asked} succeeded[/green]: {action}")

@@ -28,21 +28,13 @@ import sys
 import threading
 from pathlib import Path
 
-from orchestration.settings import DBT_PROJECT_DIR
+from config.project_files import DBT_PROJECT_DIR, project_changed_since
+from config.settings import is_set, setting
 
 # --- dbt handed its saved manifest: the `billops-dbt` executable ------------------------------
 
 SAVED_MANIFEST = DBT_PROJECT_DIR / "target" / "partial_parse.msgpack"
 ACCELERATED = ("build", "run", "test")
-PROJECT_SOURCES = ("models", "macros", "tests")
-
-
-def project_changed_since(mtime: float) -> bool:
-    """True when a dbt source file (models, macros, tests, project or profile) is newer than `mtime`."""
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
-    for folder in PROJECT_SOURCES:
-        sources += (DBT_PROJECT_DIR / folder).rglob("*")
-    return any(p.is_file() and p.stat().st_mtime > mtime for p in sources)
 
 
 def _warehouse(args: list[str]) -> str | None:
@@ -55,7 +47,7 @@ def _warehouse(args: list[str]) -> str | None:
             return None  # YAML vars: leave them to dbt
         if "warehouse" in variables:
             return variables["warehouse"]
-    return os.environ.get("BILLOPS_WAREHOUSE")
+    return setting("BILLOPS_WAREHOUSE") if is_set("BILLOPS_WAREHOUSE") else None
 
 
 def saved_manifest(args: list[str]):

@@ -17,8 +17,8 @@ import hashlib
 
 import dagster as dg
 
+from config.settings import load_settings
 from orchestration.jobs import close_month_job
-from orchestration.settings import load_settings
 from warehouse.close_options import TRIGGER_TAG
 from warehouse.close_plan import PlannedClose, restatements
 from warehouse.close_state import close_state_in_store
@@ -39,7 +39,7 @@ def close_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
 def restatement_request(step: PlannedClose, trigger: str) -> dg.RunRequest:
     """The run request of one planned close, keyed by month and reasons (one run per change)."""
     digest = hashlib.sha256("\n".join(step.reasons).encode()).hexdigest()[:16]
-    return dg.RunRequest(run_key=f"restate-{step.month}-{digest}", partition_key=f"{step.month}-01",
+    return dg.RunRequest(run_key=f"restate-{step.month.key}-{digest}", partition_key=step.month.partition_key,
                          tags={**step.options.tags(), TRIGGER_TAG: trigger})
 
 

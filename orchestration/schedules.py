@@ -11,22 +11,21 @@ exactly as `billops close` without --allow-missing-days.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 import dagster as dg
 
+from config.billing_month import BillingMonth
+from config.settings import load_settings
 from orchestration.jobs import close_month_job
 from orchestration.restatement_sensor import TRIGGER_TAG, restatement_request
-from orchestration.settings import load_settings
 from warehouse.close_plan import CloseRefused, plan_close
 from warehouse.close_state import CloseState, close_state_in_store
 
 
-def previous_month_key(tick: datetime) -> str:
-    """The partition key of the month before the tick's month: 2026-11-01T06:00 → '2026-10-01'."""
-    first = date(tick.year, tick.month, 1)
-    year, month = (first.year - 1, 12) if first.month == 1 else (first.year, first.month - 1)
-    return f"{year:04d}-{month:02d}-01"
+def month_before(tick: datetime) -> BillingMonth:
+    """The month before the tick's month: 2026-11-01T06:00 → October 2026."""
+    return BillingMonth.of(tick).previous()
 
 
 @dg.schedule(
@@ -38,14 +37,15 @@ def previous_month_key(tick: datetime) -> str:
 )
 def close_previous_month_schedule(context: dg.ScheduleEvaluationContext):
     """The same runs as `billops close --month M`: earlier months to restate first, then M."""
-    month = previous_month_key(context.scheduled_execution_time)
+    month = month_before(context.scheduled_execution_time)
     try:
-        plan = plan_close(load_settings().landing, close_state_in_store() or CloseState(), month[:7])
+        plan = plan_close(load_settings().landing, close_state_in_store() or CloseState(), month)
     except CloseRefused as refused:
-        return dg.SkipReason(f"close {month[:7]} refused: {refused}")
+        return dg.SkipReason(f"close {month.key} refused: {refused}")
     requests = [restatement_request(step, "schedule") for step in plan if step.restatement]
     # run_key: one close per month per schedule tick, even if the daemon evaluates the tick twice.
-    return requests + [dg.RunRequest(run_key=f"close-{month[:7]}", partition_key=month, tags={TRIGGER_TAG: "schedule"})]
+    return requests + [dg.RunRequest(run_key=f"close-{month.key}", partition_key=month.partition_key,
+                                     tags={TRIGGER_TAG: "schedule"})]
 
 
 schedules = [close_previous_month_schedule]

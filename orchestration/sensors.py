@@ -24,8 +24,8 @@ from alerts.delivery import raise_alert, retry_pending
 from alerts.messages import failed_check_alerts, failed_close_alert
 from alerts.mirror import publish_alerts
 from alerts.store import claimed_keys
+from config.settings import load_settings
 from orchestration.jobs import close_month_job
-from orchestration.settings import load_settings
 
 CLOSE_JOB = close_month_job.name
 

@@ -17,9 +17,9 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.controls import MAX_EXAMPLES, result
+from warehouse.resource import WarehouseResource
 
 C14_CHECK_NAME = "C14_amounts_in_range"
 LINES = dg.AssetKey(["intermediate", "int_invoice_lines_drafted"])

@@ -20,10 +20,10 @@ import warnings
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.gx_runner import SHOWN, Expect, frame, plain, run_suite
 from warehouse.close_options import CloseOptions
+from warehouse.resource import WarehouseResource
 
 # Partitioned asset checks are a "preview" in Dagster 1.13; the month is what these checks judge.
 warnings.filterwarnings("ignore", "Specifying a partitions_def on an AssetCheckSpec", dg.PreviewWarning)

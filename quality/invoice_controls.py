@@ -10,10 +10,10 @@ independent re-rating, lives in quality/rerating.py and runs in the same step.
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.controls import Control
 from quality.rerating import C2_CHECK_NAME, C2_DESCRIPTION, independent_rerating
+from warehouse.resource import WarehouseResource
 
 INVOICES = dg.AssetKey(["intermediate", "int_invoices_drafted"])
 LINES = dg.AssetKey(["intermediate", "int_invoice_lines_drafted"])

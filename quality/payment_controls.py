@@ -31,9 +31,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.controls import Control
+from warehouse.resource import WarehouseResource
 
 CHARGES = dg.AssetKey(["marts", "charges"])
 REFUNDS = dg.AssetKey(["marts", "refunds"])

@@ -12,8 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pyarrow as pa
 
+from synthetic.contract import REFERENCE_COLUMNS
 from synthetic.months import iso_date, month_ordinal, month_start, ordinal_year_month
-from warehouse.landing import REFERENCE_COLUMNS
 
 PRICE_COLUMNS = REFERENCE_COLUMNS["price_book"]
 PRICE_BOOK_FROM = "2020-01-01"  # every SKU's first row starts here

@@ -1,8 +1,7 @@
 """What the simulator answers: the previous month's issued invoices, and what it knows of their customers.
 
-Read from the warehouse (opened read-only: ``marts.invoices``,
-``marts.invoice_lines``, ``marts.work_items``) and from the landing zone
-(``reference/customers.csv``, earlier payment files).
+The invoices come from the published copy (``synthetic/published.py``), the customers and
+earlier disputes from the landing zone (``reference/customers.csv``, earlier payment files).
 """
 from __future__ import annotations
 
@@ -15,9 +14,8 @@ from decimal import Decimal
 import duckdb
 import numpy as np
 
+from synthetic.jsonl import sql_path_list
 from synthetic.months import date_midnight
-from warehouse.landing import sql_path_list
-from warehouse.schema import table_exists
 
 
 @dataclass(frozen=True)
@@ -39,41 +37,6 @@ class IssuedInvoices:
         return (self.cents > 0) & (self.payment_method != "none")
 
 
-def read_warehouse(warehouse: pathlib.Path, prev_first: dt.date, prev: str) -> tuple[list, list, list]:
-    """(invoices, line amounts per invoice and SKU, granted extensions) of the previous month."""
-    close_first = (f"no invoices for {prev} in marts.invoices of {warehouse}: "
-                   f"close {prev} first (billops close --month {prev})")
-    if not pathlib.Path(warehouse).exists():
-        raise ValueError(close_first)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        if not table_exists(con, "marts", "invoices"):
-            raise ValueError(close_first)
-        invoices = con.execute(
-            """SELECT invoice_number, customer_id, CAST(issue_date AS DATE), CAST(due_date AS DATE),
-                      CAST(total AS VARCHAR), CAST(subtotal AS VARCHAR), CAST(credits_applied AS VARCHAR)
-               FROM marts.invoices
-               WHERE billing_month = ? AND coalesce(status, 'issued') NOT IN ('void', 'draft')
-               ORDER BY invoice_number""", [prev_first]).fetchall()
-        if not invoices:
-            raise ValueError(close_first)
-        lines = []
-        if table_exists(con, "marts", "invoice_lines"):
-            lines = con.execute(
-                """SELECT invoice_number, sku, CAST(sum(amount) AS VARCHAR)
-                   FROM marts.invoice_lines WHERE billing_month = ? AND sku IS NOT NULL
-                   GROUP BY ALL ORDER BY ALL""", [prev_first]).fetchall()
-        extensions = []
-        if table_exists(con, "marts", "work_items"):
-            extensions = con.execute(
-                """SELECT customer_id, CAST(coalesce(decided_at, created_at) AS TIMESTAMP)
-                   FROM marts.work_items WHERE kind = 'payment_extension' AND status IN ('approved', 'done')
-                   ORDER BY ALL""").fetchall()
-        return invoices, lines, extensions
-    finally:
-        con.close()
-
-
 def read_customers(landing: pathlib.Path) -> dict[str, tuple[str, str]]:
     """customer_id → (created_at, payment_method) from reference/customers.csv."""
     path = landing / "reference" / "customers.csv"
@@ -84,7 +47,7 @@ def read_customers(landing: pathlib.Path) -> dict[str, tuple[str, str]]:
 
 
 def issued_invoices(rows: list, customers: dict[str, tuple[str, str]], month_first: int) -> IssuedInvoices:
-    """The warehouse's invoice rows as arrays; a total that is not whole cents is refused."""
+    """The published invoice rows as arrays; a total that is not whole cents is refused."""
     cents = np.empty(len(rows), np.int64)
     for i, row in enumerate(rows):
         total_cents = Decimal(row[4]) * 100

@@ -1,4 +1,4 @@
-"""JSON-lines files as the payment processor and the help desk export them."""
+"""JSON-lines files as the payment processor and the help desk export them, and DuckDB reading them back."""
 from __future__ import annotations
 
 import json
@@ -24,3 +24,8 @@ def write_jsonl(path: pathlib.Path, lines: list[str]) -> int:
 def dollars(cents: int) -> str:
     """Whole cents as a contract amount string (``1234`` → ``"12.34"``)."""
     return f"{cents // 100}.{cents % 100:02d}"
+
+
+def sql_path_list(paths: list[pathlib.Path]) -> str:
+    """Paths as a DuckDB list literal of quoted strings (a quote inside a name is doubled), for `read_json`."""
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"

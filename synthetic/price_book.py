@@ -15,7 +15,7 @@ import os
 import pathlib
 from decimal import ROUND_HALF_UP, Decimal
 
-from warehouse.landing import REFERENCE_COLUMNS
+from synthetic.contract import REFERENCE_COLUMNS
 
 PRICE_COLUMNS = REFERENCE_COLUMNS["price_book"]
 PRICE_CORRECTION = Decimal("0.90")  # the corrected price (and cap) is 10 % lower

@@ -7,10 +7,10 @@ import numpy as np
 
 from synthetic import streams
 from synthetic.catalogue import price_book_rows
+from synthetic.contract import REFERENCE_COLUMNS
 from synthetic.customers import ADJECTIVES, GEOS, LEGAL_SUFFIX, NOUNS, PAYMENT_METHODS, CustomerBase
 from synthetic.months import DAY, iso_utc, month_ordinal, month_start, ordinal_year_month
 from synthetic.price_book import reapply_price_corrections, write_csv
-from warehouse.landing import REFERENCE_COLUMNS
 
 TAX_FROM = "2020-01-01"
 # (country, region, tax_name, rate, reverse_charge): EU VAT reverse-charged for customers with a tax id;

@@ -5,15 +5,15 @@ charge. Disputes arrive 2–12 days after the charge, across the contract's
 statuses; one is always ``lost`` so a small month exercises the E1 criterion.
 
 The processor also executes the refunds the billing team approved in the work-item
-queue (``work_item_refund_lines``): one succeeded refund each, with
+queue (``work_item_refund_lines``), as the published copy's ``marts.work_items`` shows
+them (``synthetic/published.py``): one succeeded refund each, with
 ``metadata.work_item_id``, appended after the ordinary refunds of the month; the
-sensor marks the item ``done`` when the refund is loaded. No queue, or nothing
+next close marks the item ``done`` when the refund is loaded. No queue, or nothing
 approved: the file is exactly what it was without this.
 """
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from decimal import Decimal
 
@@ -22,9 +22,8 @@ import numpy as np
 
 from synthetic.charges import Charges
 from synthetic.issued_invoices import IssuedInvoices
-from synthetic.jsonl import compact_json
+from synthetic.jsonl import compact_json, sql_path_list
 from synthetic.months import DAY
-from warehouse.landing import sql_path_list
 
 DISPUTE_STATUSES = (["warning_needs_response", "needs_response", "under_review", "won", "lost"],
                     [0.10, 0.25, 0.25, 0.15, 0.25])
@@ -74,27 +73,6 @@ def dispute_lines(rng: np.random.Generator, invoices: IssuedInvoices, charges: C
 
 
 # --- The payment processor executes the refunds the billing team approved (docs/contract/work-items.md, the loop) ---
-
-def approved_refund_items(warehouse: pathlib.Path) -> list[dict]:
-    """Refund work items approved in the queue (BILLOPS_QUEUE_URL, else ops.sqlite beside the warehouse).
-
-    A landing zone with no queue yet has nothing approved: the store is not created here, so a
-    simulation without one writes exactly what it always wrote.
-    """
-    url = os.environ.get("BILLOPS_QUEUE_URL")
-    if not url:
-        default = pathlib.Path(warehouse).expanduser().resolve().parent / "ops.sqlite"
-        if not default.exists():
-            return []
-        url = f"sqlite:///{default}"
-    from workitems.store import list_items, queue_engine
-
-    engine = queue_engine(url)
-    try:
-        return sorted(list_items(engine, status="approved", kind="refund"), key=lambda item: item["work_item_id"])
-    finally:
-        engine.dispose()
-
 
 def _landed(landing: pathlib.Path, folder: str, own: str, columns: dict[str, str]) -> list[tuple]:
     paths = [p for p in sorted((landing / "payments" / folder).glob("*.jsonl")) if p.name != own]

@@ -2,7 +2,7 @@
 
 Plays Stripe and Zendesk during month M, answering the invoices issued on the
 1st of M (``marts.invoices`` rows with billing_month = M-1, read from the
-warehouse opened read-only), and writes into the landing zone
+published copy, ``published.py``), and writes into the landing zone
 (``docs/contract/synthetic-data.md``, ``docs/contract/inputs.md`` "Tickets" and "Payments"):
 
 * ``payments/charges/charges-M.jsonl`` — ``charges.py``: one charge per payable
@@ -11,7 +11,8 @@ warehouse opened read-only), and writes into the landing zone
   payment_method ``none`` are never charged (docs/decisions.md #19).
 * ``payments/refunds/refunds-M.jsonl``, ``payments/disputes/disputes-M.jsonl``
   — ``refunds_disputes.py``; the refunds include the ones approved in the
-  work-item queue (``metadata.work_item_id``), executed once each.
+  work-item queue, as the published ``marts.work_items`` shows them
+  (``metadata.work_item_id``), executed once each.
 * ``tickets/tickets-M.jsonl`` — ``tickets.py``: tickets and chats, plus the
   claims naming an invoice (``claims.py``): TRUE claims name invoices holding a
   line of one hourly SKU whose price for M-1 the simulator corrects (lowers) in
@@ -21,7 +22,7 @@ warehouse opened read-only), and writes into the landing zone
 * ``_truth/anomalies.jsonl`` — ``simulate_manifest.py``: lines with ``"step":
   "simulate"`` and ``"month"``; a re-run drops its own earlier lines for the
   month and keeps all others. Failed payments carry the verdict of
-  ``workitems.eligibility`` (rule E1).
+  rule E1 (``eligibility.py``, the contract's table restated).
 
 Deterministic: every draw comes from ``streams.simulator_rng(seed, year, month,
 part)``, inputs are sorted by invoice number and nothing reads the clock
@@ -40,12 +41,13 @@ import numpy as np
 from synthetic import streams
 from synthetic.charges import assign_roles, charges
 from synthetic.claims import choose_claims
-from synthetic.issued_invoices import earlier_lost_disputes, issued_invoices, read_customers, read_warehouse
+from synthetic.issued_invoices import earlier_lost_disputes, issued_invoices, read_customers
 from synthetic.jsonl import write_jsonl
 from synthetic.manifest import replace_step_lines
 from synthetic.months import DAY, date_midnight
 from synthetic.price_book import correct_price, read_price_book
-from synthetic.refunds_disputes import approved_refund_items, dispute_lines, refund_lines, work_item_refund_lines
+from synthetic.published import read_published
+from synthetic.refunds_disputes import dispute_lines, refund_lines, work_item_refund_lines
 from synthetic.simulate_manifest import simulate_entries
 from synthetic.tickets import by_update, refund_request_tickets, tickets
 
@@ -58,14 +60,15 @@ def _progress_bar(month: str):
     bar = Progress(TextColumn(f"simulate {month}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[step]}"), TimeElapsedColumn())
     bar.start()
-    return bar, bar.add_task("steps", total=5, step="reading the warehouse")
+    return bar, bar.add_task("steps", total=5, step="reading the published copy")
 
 
-def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Path, progress: bool = True) -> dict:
+def simulate(month: str, seed: int, landing: pathlib.Path, published: pathlib.Path, progress: bool = True) -> dict:
     """Write month ``month``'s charges, refunds, disputes and tickets answering the invoices of the month before.
 
-    Reads ``marts.invoices`` (and ``marts.invoice_lines``) of the previous month from
-    ``warehouse`` (read-only) and ``reference/customers.csv`` / ``price_book.csv`` from
+    Reads ``marts.invoices``, ``marts.invoice_lines`` and ``marts.work_items`` from
+    ``published``, the published copy's DuckDB file (``BILLOPS_PUBLISHED/billops.duckdb``,
+    opened read-only), and ``reference/customers.csv`` / ``price_book.csv`` from
     ``landing``; raises ValueError when the previous month has no invoices (it must be
     closed first). Returns a summary: counts per file and per anomaly, seconds.
     """
@@ -77,7 +80,7 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
     except ValueError:
         raise ValueError(f"month must be YYYY-MM, not {month!r}") from None
     month = f"{year:04d}-{month_number:02d}"
-    landing, warehouse = pathlib.Path(landing), pathlib.Path(warehouse)
+    landing, published = pathlib.Path(landing), pathlib.Path(published)
     prev_year, prev_month = (year, month_number - 1) if month_number > 1 else (year - 1, 12)
     prev = f"{prev_year:04d}-{prev_month:02d}"
     first_day, prev_first_day = dt.date(year, month_number, 1), dt.date(prev_year, prev_month, 1)
@@ -96,24 +99,24 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
             bar[0].update(bar[1], advance=1, step=step)
 
     try:
-        invoice_rows, sku_amounts, extensions = read_warehouse(warehouse, prev_first_day, prev)
+        answered = read_published(published, prev_first_day, prev)
         customers = read_customers(landing)
         lost_before = earlier_lost_disputes(landing, {pathlib.PurePosixPath(f).name for f in files.values()})
         price_path = landing / "reference" / "price_book.csv"
         book = read_price_book(price_path) if price_path.exists() else []
         advance("drawing payments")
 
-        invoices = issued_invoices(invoice_rows, customers, month_first)
+        invoices = issued_invoices(answered.invoices, customers, month_first)
         rng = streams.simulator_rng(seed, year, month_number, streams.PAYMENTS)
         correction_from, correction_to = prev_first_day.isoformat(), first_day.isoformat()
-        claims = choose_claims(rng, invoices, sku_amounts, book, correction_from, correction_to)
+        claims = choose_claims(rng, invoices, answered.sku_amounts, book, correction_from, correction_to)
         roles = assign_roles(rng, invoices, np.concatenate([claims.true_claims, claims.false_claims]), lost_before)
         charged = charges(rng, invoices, roles, month_end, ym)
         advance("refunds and disputes")
 
         rng = streams.simulator_rng(seed, year, month_number, streams.REFUNDS_DISPUTES)
         refunds = refund_lines(rng, invoices, charged, roles.refunded, month_end, ym)
-        executed = work_item_refund_lines(approved_refund_items(warehouse), landing, charged.lines, files,
+        executed = work_item_refund_lines(answered.approved_refunds, landing, charged.lines, files,
                                           len(refunds) + 1, month_first, month_end, ym)
         refunds += executed
         disputes, lost_now = dispute_lines(rng, invoices, charged, roles.disputed, month_end, ym)
@@ -132,7 +135,7 @@ def simulate(month: str, seed: int, landing: pathlib.Path, warehouse: pathlib.Pa
             correction = correct_price(price_path, claims.sku, correction_from, correction_to)
             correction["invoices_with_sku"] = claims.invoices_with_sku
         manifest = simulate_entries(invoices, roles, charged, claims, claim_tickets, correction, customers,
-                                    lost_before | lost_now, extensions)
+                                    lost_before | lost_now, answered.extensions)
         counts = {}
         for key, lines in (("charges", charged.lines), ("refunds", refunds), ("disputes", disputes),
                            ("tickets", ticket_lines)):

@@ -5,24 +5,25 @@ Duplicate charges (``work_item:refund``), failed payments
 (``work_item:refund``), false claims (``no_work_item``) and the price correction
 that causes the true claims.
 
-A failed payment's eligibility is decided by ``workitems.eligibility`` — the
-product's rule, imported, not restated — from what the simulator knows: the
-customer's created_at (``reference/customers.csv``), the extensions granted in
-``marts.work_items``, lost disputes in the payment files, and the invoice
-total. ``ineligible_reasons`` lists every failed criterion in the rule's order.
+A failed payment's eligibility is decided by ``synthetic/eligibility.py`` — rule
+E1 as the contract states it, restated so that the ground truth does not move
+with the product's rule — from what the simulator knows: the customer's
+created_at (``reference/customers.csv``), the extensions granted in the
+published ``marts.work_items``, lost disputes in the payment files, and the
+invoice total. ``ineligible_reasons`` lists every failed criterion in the rule's order.
 """
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
+from synthetic import eligibility
 from synthetic.charges import Charges, PaymentRoles
 from synthetic.claims import Claims
 from synthetic.issued_invoices import IssuedInvoices
 from synthetic.jsonl import dollars
 from synthetic.months import UTC, iso_utc
 from synthetic.tickets import FALSE_CLAIM, TRUE_CLAIM
-from workitems import eligibility
 
 
 def extension_case(invoices: IssuedInvoices, i: int, failed_at: int, created_at: str, granted: list[dt.datetime],

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from orchestration.partitions import monthly_partitions
+from config.partitions import monthly_partitions
 from tests.conftest import BILLOPS, GOLDEN, Workspace
 
 

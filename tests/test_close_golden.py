@@ -131,7 +131,7 @@ def test_bad_rows_leave_the_rating_input_of_the_golden_close_unchanged(closed_go
 
     from assets.reference import reference_snapshots
     from assets.usage import usage
-    from orchestration.resources import WarehouseResource
+    from warehouse.resource import WarehouseResource
     from tests.conftest import USAGE_SCHEMA
 
     start = datetime(2026, 10, 21, 5, tzinfo=timezone.utc)

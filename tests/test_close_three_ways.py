@@ -41,7 +41,7 @@ def through_instance(ws):
     `dagster dev` runs one): what is submitted is dequeued from the run queue and run by the instance's
     launcher. The daemon is started after the first submission, as `billops close` starts its own."""
     from cli.instance_runs import start_daemon
-    from orchestration.settings import load_settings
+    from config.settings import load_settings
 
     with mock.patch.dict(os.environ, ws.settings):
         settings = load_settings()

@@ -1,5 +1,6 @@
-"""The warehouse's own layer: the landing contract's layout and the tables Python owns.
+"""The storage layer: the warehouse file and how it is opened, the landing contract's layout, the tables
+Python owns, the operational store and the published copy.
 
-Everything else (assets, quality, orchestration, cli, synthetic) imports from
-here; this package imports nothing of the project, so no cycle can form.
+The domains (assets, quality, workitems, alerts), orchestration and cli import from here; this
+package imports only config/ (settings, the billing month), so no cycle can form (tests/test_layering.py).
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from config.billing_month import BillingMonth
 from warehouse.close_options import CloseOptions
 from warehouse.close_state import CloseState
 from warehouse.landing import REFERENCE_COLUMNS, file_sha256, landed_usage_months, usage_month_files
@@ -28,7 +29,7 @@ class CloseRefused(Exception):
 class PlannedClose:
     """One run of a close: the month, the options it runs with, and why it runs (empty for the month asked)."""
 
-    month: str  # YYYY-MM
+    month: BillingMonth
     options: CloseOptions
     reasons: tuple[str, ...] = ()
 
@@ -57,19 +58,19 @@ def restatements(landing: Path, state: CloseState, before: date | None = None) -
         reasons = [f"{len(late)} usage file(s) landed since it was issued: {_some(late)}"] if late else []
         reasons += [f"{_some(changed)} changed since it was issued"] if changed else []
         if reasons:
-            planned.append(PlannedClose(f"{month:%Y-%m}", state.options[month], tuple(reasons)))
+            planned.append(PlannedClose(BillingMonth.of(month), state.options[month], tuple(reasons)))
     return planned
 
 
-def plan_close(landing: Path, state: CloseState, month: str, options: CloseOptions = CloseOptions()) -> list[PlannedClose]:
+def plan_close(landing: Path, state: CloseState, month: BillingMonth,
+               options: CloseOptions = CloseOptions()) -> list[PlannedClose]:
     """The runs of a close of `month`: earlier restatements first, then the month itself.
 
     Raises CloseRefused when the month would be issued out of order or would strand earlier
     landed usage as the warehouse's first month.
     """
-    target = date.fromisoformat(f"{month}-01")
-    problem = order_problem(state.issued, target) or first_month_problem(
-        state.issued, target, landed_usage_months(landing), options.first_month)
+    problem = order_problem(state.issued, month.start) or first_month_problem(
+        state.issued, month.start, landed_usage_months(landing), options.first_month)
     if problem:
         raise CloseRefused(problem)
-    return restatements(landing, state, before=target) + [PlannedClose(month, options)]
+    return restatements(landing, state, before=month.start) + [PlannedClose(month, options)]

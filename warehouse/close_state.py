@@ -71,7 +71,8 @@ def read_close_state(engine: Engine) -> CloseState | None:
 
 def close_state_in_store(url: str | None = None) -> CloseState | None:
     """The state in the operational store, or None; a SQLite store that does not exist is not created."""
-    from warehouse.ops_store import ops_engine, ops_store_url, sqlite_file
+    from config.settings import ops_store_url
+    from warehouse.ops_store import ops_engine, sqlite_file
 
     url = url or ops_store_url()
     path = sqlite_file(url)

@@ -3,29 +3,18 @@
 DuckDB allows one writing process and a close holds the warehouse for minutes,
 so what must be written while a close runs (the billing team's decisions, the
 record of alerts sent) lives here: SQLite in WAL mode by default, or any
-SQLAlchemy URL in `BILLOPS_QUEUE_URL` (PostgreSQL in production).
+SQLAlchemy URL in `BILLOPS_QUEUE_URL` (PostgreSQL in production); config/settings.py
+`ops_store_url` says which.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
-
-
-def default_ops_path() -> Path:
-    """Where the store lives without BILLOPS_QUEUE_URL: `ops.sqlite` in the folder of BILLOPS_WAREHOUSE."""
-    warehouse = Path(os.environ.get("BILLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE).expanduser().resolve()
-    return warehouse.parent / "ops.sqlite"
-
-
-def ops_store_url() -> str:
-    """BILLOPS_QUEUE_URL, or a SQLite file `ops.sqlite` beside the warehouse. Nothing is created here."""
-    return os.environ.get("BILLOPS_QUEUE_URL") or f"sqlite:///{default_ops_path()}"
+from config.settings import ops_store_url
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -16,8 +16,8 @@ after it. What it does is workitems/raising.py; its metadata (`raised`, `marked_
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
+from warehouse.resource import WarehouseResource
 from workitems.raising import raise_and_mirror
 from workitems.store import queue_engine
 

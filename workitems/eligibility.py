@@ -23,9 +23,9 @@ reason                             fails when
 Proposed due date: ``due_date + 14 days`` (docs/contract/work-items.md: "proposed_due_date =
 due_date + 14 days").
 
-The simulator (``synthetic/manifest.py``) imports this module to say which of
-the failed payments it lands are eligible, so the ground truth and the product
-read the same rule. Money is Decimal, instants are timezone-aware datetimes.
+The simulator states the rule again from the contract (``synthetic/eligibility.py``: the ground
+truth must not move with the product), and tests/synthetic/test_contract_copies.py holds both to
+the same verdicts at every boundary. Money is Decimal, instants are timezone-aware datetimes.
 """
 from __future__ import annotations
 

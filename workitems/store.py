@@ -31,12 +31,13 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from config.settings import workitem_webhook_url
 from workitems.identity import os_user, person_key, visible
 from workitems.tables import (  # noqa: F401 - the engines and the vocabulary are the store's interface too
     APPROVAL_THRESHOLD, CHANNELS, COLUMNS, DECIDED, KINDS, RULES, STATUSES, NoQueue, existing_queue_engine,
     queue_engine, work_item_events, work_item_numbers, work_items,
 )
-from workitems.webhook import post_items, webhook_url
+from workitems.webhook import post_items
 
 
 class Refused(Exception):
@@ -159,7 +160,7 @@ def raise_items(engine: Engine, items: Iterable[Mapping], raised_by: str = "sens
 
 def notify_new_items(engine: Engine, work_item_ids: list[str], channel: str = "sensor") -> None:
     """Post the new items to BILLOPS_WORKITEM_WEBHOOK_URL, if set; the outcome goes into each audit trail."""
-    url = webhook_url()
+    url = workitem_webhook_url()
     if not url or not work_item_ids:
         return
     rows = [as_json_row(get_item(engine, work_item_id)) for work_item_id in work_item_ids]

@@ -9,13 +9,14 @@ them (raise, decide, close, audit).
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy import Engine, event
 
-from warehouse.ops_store import DEFAULT_WAREHOUSE, default_ops_path, ops_engine, ops_store_url, sqlite_file
+from config.redaction import safe_url
+from config.settings import DEFAULTS, default_ops_path, is_set, ops_store_url, setting
+from warehouse.ops_store import ops_engine, sqlite_file
 
 KINDS = ("refund", "credit_note", "payment_extension")
 RULES = {"refund": ("R1", "R2", "R3"), "credit_note": ("R1", "R3"), "payment_extension": ("E1",)}
@@ -155,13 +156,11 @@ def queue_engine(url: str | None = None) -> Engine:
 def where_it_looked(url: str | None = None) -> str:
     """Where the queue was looked for and which setting points elsewhere, for a person; never a whole URL.
     `url` is one given by the caller; None means the settings."""
-    from orchestration.settings import safe_url
-
     if url:
         return f"no work-item queue at {safe_url(url)}"
-    if os.environ.get("BILLOPS_QUEUE_URL"):
-        return f"no work-item queue at {safe_url(os.environ['BILLOPS_QUEUE_URL'])} (BILLOPS_QUEUE_URL)"
-    warehouse = os.environ.get("BILLOPS_WAREHOUSE") or f"{DEFAULT_WAREHOUSE}, the default"
+    if is_set("BILLOPS_QUEUE_URL"):
+        return f"no work-item queue at {safe_url(ops_store_url())} (BILLOPS_QUEUE_URL)"
+    warehouse = setting("BILLOPS_WAREHOUSE") if is_set("BILLOPS_WAREHOUSE") else f"{DEFAULTS['BILLOPS_WAREHOUSE']}, the default"
     return (f"no work-item queue at {default_ops_path()}: without BILLOPS_QUEUE_URL the queue is ops.sqlite "
             f"in the folder of BILLOPS_WAREHOUSE ({warehouse}); set BILLOPS_QUEUE_URL, or BILLOPS_WAREHOUSE, "
             f"to look elsewhere. "

@@ -9,20 +9,12 @@ never the URL or httpx's own message (which quotes it): the path may carry a tok
 
 from __future__ import annotations
 
-import os
-
 import httpx
 
-from orchestration.redaction import failure_text, redact_logs
-from orchestration.settings import safe_url
+from config.redaction import failure_text, redact_logs, safe_url
 
-WEBHOOK_ENV = "BILLOPS_WORKITEM_WEBHOOK_URL"
 WEBHOOK_TIMEOUT_SECONDS = 3.0  # a close's work-item step must not wait long on a dead receiver
 redact_logs()  # httpx logs each request's full URL at INFO
-
-
-def webhook_url() -> str:
-    return os.environ.get(WEBHOOK_ENV, "").strip()
 
 
 def post_items(url: str, rows: list[dict]) -> list[tuple[bool, str]]:

@@ -14,13 +14,13 @@ from dagster_dbt import DbtCliResource
 
 from assets.reference import reference_snapshots
 from assets.usage import usage
-from orchestration.resources import WarehouseResource
 from quality.delivery_checks import deliveries_complete
 from quality.invoice_controls import C6
 from quality.reference_checks import reference_data_valid
 from tests.alerts.receivers import close, close_job, tick
 from tests.quality.test_delivery_checks import landing_without
 from tests.quality.test_reference_checks import edit_csv, landing_copy
+from warehouse.resource import WarehouseResource
 
 
 def _alert(instance, receivers) -> str:

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from alerts import delivery, store
-from orchestration.redaction import failure_text, redact
+from config.redaction import failure_text, redact
 from tests.alerts.receivers import Webhook, failing_close, free_port, tick
 from workitems.store import get_item, queue_engine, raise_items
 

@@ -18,7 +18,7 @@ from assets.payments import payments
 from assets.reference import reference_snapshots
 from assets.tickets import tickets
 from assets.usage import usage
-from orchestration.resources import WarehouseResource
+from warehouse.resource import WarehouseResource
 
 OCTOBER = "2026-10-01"
 

@@ -76,7 +76,7 @@ def closed_desk(closed_golden, tmp_path_factory) -> Workspace:
     import dagster as dg
 
     from assets.tickets import tickets as tickets_asset
-    from orchestration.resources import WarehouseResource
+    from warehouse.resource import WarehouseResource
 
     assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
     ws = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("kpi-support") / "ws")

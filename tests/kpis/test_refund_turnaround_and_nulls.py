@@ -65,7 +65,7 @@ def november_refunds(closed_november, tmp_path_factory) -> Workspace:
 
     from assets.payments import payments
     from assets.tickets import tickets
-    from orchestration.resources import WarehouseResource
+    from warehouse.resource import WarehouseResource
 
     assert closed_november.result.returncode == 0, closed_november.result.stderr[-3000:]
     ws = copy_workspace(closed_november.ws, tmp_path_factory.mktemp("turnaround") / "ws")

@@ -80,7 +80,7 @@ def _queue(ws: Workspace):
 def november(closed_golden, tmp_path_factory):
     """October closed and issued; November's payments landed, ingested, and the marts published for November."""
     from assets.payments import payments
-    from orchestration.resources import WarehouseResource
+    from warehouse.resource import WarehouseResource
     from quality.payment_controls import approval_trail
     from workitems.mirror import mirror_work_items
 

@@ -109,7 +109,7 @@ def foreign_november(closed_golden, tmp_path_factory) -> Workspace:
     """October closed; November's payments: c003's 301.55 invoice charged 30155 JPY first, then paid once in
     USD; c006's 11.15 invoice charged only in EUR. Ingested, then the payments marts built for November."""
     from assets.payments import payments
-    from orchestration.resources import WarehouseResource
+    from warehouse.resource import WarehouseResource
     from tests.conftest import copy_workspace
 
     assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]

@@ -4,8 +4,9 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
-from orchestration.schedules import close_previous_month_schedule, previous_month_key
+from config.billing_month import BillingMonth
+from config.partitions import monthly_partitions
+from orchestration.schedules import close_previous_month_schedule, month_before
 
 
 def test_the_tick_on_the_first_requests_the_previous_month(tmp_path, monkeypatch):
@@ -28,4 +29,5 @@ def test_the_schedule_is_stopped_until_started_and_runs_at_six_utc_on_the_first(
         "0 6 1 * *", "UTC")
     assert close_previous_month_schedule.job_name == "close_month_job"
     # the same month's key is not the previous one: a tick late on the 31st still closes the month before
-    assert previous_month_key(datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc)) == "2026-09-01"
+    assert month_before(datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc)) == BillingMonth(2026, 9)
+    assert month_before(datetime(2027, 1, 1, 6, tzinfo=timezone.utc)).partition_key == "2026-12-01"

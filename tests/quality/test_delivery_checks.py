@@ -10,10 +10,10 @@ import dagster as dg
 
 from assets.reference import reference_snapshots
 from assets.usage import usage
-from orchestration.resources import WarehouseResource
-from warehouse.close_options import ALLOW_MISSING_DAYS_TAG
 from quality.delivery_checks import deliveries_complete
 from tests.conftest import GOLDEN
+from warehouse.close_options import ALLOW_MISSING_DAYS_TAG
+from warehouse.resource import WarehouseResource
 
 
 def landing_without(tmp_path: Path, *days: str, usage_folder: bool = True) -> Path:

@@ -19,9 +19,9 @@ import duckdb
 import pytest
 
 from assets.issuing import issued_invoices
-from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from config.partitions import monthly_partitions
 from quality.invoice_controls import invoice_controls
+from warehouse.resource import WarehouseResource
 
 OCTOBER = "2026-10-01"
 ISSUED_TABLES = ("issued_invoices", "issued_invoice_lines", "issued_credit_ledger", "issued_price_book",

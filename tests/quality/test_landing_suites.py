@@ -12,9 +12,9 @@ import dagster as dg
 from assets.payments import payments
 from assets.reference import reference_snapshots
 from assets.tickets import tickets
-from orchestration.resources import WarehouseResource
 from quality.landing_suites import landing_suites
 from tests.conftest import GOLDEN
+from warehouse.resource import WarehouseResource
 
 INVOICE = "BO-202610-000002"  # c002's October invoice in the golden case, $15.21
 CHARGE = {"id": "ch_1", "object": "charge", "amount": 1521, "amount_refunded": 0, "currency": "usd", "customer": "c002",

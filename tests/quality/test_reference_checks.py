@@ -12,10 +12,10 @@ import pandas as pd
 
 from assets.reference import reference_snapshots
 from assets.usage import usage
-from orchestration.resources import WarehouseResource
 from quality.gx_runner import Expect, run_suite
 from quality.reference_checks import reference_data_valid, tiers_problem
 from tests.conftest import GOLDEN
+from warehouse.resource import WarehouseResource
 
 MONTH = "2026-10-01"
 

@@ -13,9 +13,9 @@ import pytest
 
 from assets.reference import reference_snapshots
 from assets.usage import usage
-from orchestration.resources import WarehouseResource
 from quality.rerating import C2_CHECK_NAME, apply_credits, independent_rerating, load_openings, rerate_month
 from tests.conftest import GOLDEN, as_value, read_expected
+from warehouse.resource import WarehouseResource
 from warehouse.schema import bootstrap
 
 OCTOBER = date(2026, 10, 1)

@@ -1,6 +1,6 @@
-"""Tests of the payment/help-desk simulator (synthetic/simulate.py) on a small hand-built warehouse.
+"""Tests of the payment/help-desk simulator (synthetic/simulate.py) on a small hand-built published copy.
 
-The warehouse holds only what simulate reads: `marts.invoices` and `marts.invoice_lines`
+The copy (`billops.duckdb`, as BILLOPS_PUBLISHED holds it) has only what simulate reads: `marts.invoices` and `marts.invoice_lines`
 for September 2026 (contract columns, DECIMAL(18,2) money), derived from the customers
 that `generate("2026-09", 30, ...)` wrote. No other part of the pipeline runs.
 """
@@ -48,7 +48,7 @@ LINES_DDL = """CREATE TABLE marts.invoice_lines (invoice_number VARCHAR, line_nu
 
 
 def _build(root: Path) -> tuple[Path, Path, dict]:
-    landing, warehouse = root / "landing", root / "warehouse.duckdb"
+    landing, warehouse = root / "landing", root / "billops.duckdb"
     generate(PREV, 30, SEED, landing, anomalies="none", progress=False)
     with open(landing / "reference" / "customers.csv", newline="") as f:
         customers = list(csv.DictReader(f))
@@ -78,16 +78,16 @@ def _build(root: Path) -> tuple[Path, Path, dict]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Two copies of the same landing zone and warehouse, simulated once each; the original kept for comparison."""
+    """Two copies of the same landing zone and published copy, simulated once each; the original kept for comparison."""
     base = tmp_path_factory.mktemp("sim_base")
     landing, warehouse, invoices = _build(base)
     runs = []
     for name in ("a", "b"):
         root = tmp_path_factory.mktemp(f"sim_{name}")
         shutil.copytree(landing, root / "landing")
-        shutil.copy(warehouse, root / "warehouse.duckdb")
-        summary = simulate(MONTH, SEED, root / "landing", root / "warehouse.duckdb", progress=False)
-        runs.append((root / "landing", root / "warehouse.duckdb", summary))
+        shutil.copy(warehouse, root / "billops.duckdb")
+        summary = simulate(MONTH, SEED, root / "landing", root / "billops.duckdb", progress=False)
+        runs.append((root / "landing", root / "billops.duckdb", summary))
     return {"base": landing, "invoices": invoices, "runs": runs}
 
 
@@ -254,6 +254,39 @@ def test_refunds_and_disputes(world):
     assert "lost" in statuses
     assert statuses <= {"warning_needs_response", "needs_response", "under_review", "won", "lost"}
     assert summary["refunds"] == len(files["refunds"]) and summary["disputes"] == len(files["disputes"])
+
+
+WORK_ITEMS_DDL = """CREATE TABLE marts.work_items (work_item_id VARCHAR, kind VARCHAR, rule VARCHAR,
+  customer_id VARCHAR, invoice_number VARCHAR, charge_id VARCHAR, ticket_id VARCHAR, amount DECIMAL(18,2),
+  proposed_due_date DATE, reason VARCHAR, evidence JSON, status VARCHAR, requires_approval BOOLEAN,
+  created_at TIMESTAMP, decided_at TIMESTAMP, decided_by VARCHAR, dedup_key VARCHAR)"""
+
+
+def test_refunds_approved_in_the_published_work_items_are_executed_once(world, tmp_path):
+    """The processor executes what `marts.work_items` of the published copy shows approved, nothing else."""
+    landing, _, _ = world["runs"][0]
+    paid = next(c for c in _simulated(landing)["charges"] if c["status"] == "succeeded")
+    invoice = paid["metadata"]["invoice_number"]
+    root = tmp_path / "with_items"
+    shutil.copytree(world["base"], root / "landing")
+    shutil.copy(world["base"].parent / "billops.duckdb", root / "billops.duckdb")
+    con = duckdb.connect(str(root / "billops.duckdb"))
+    con.execute(WORK_ITEMS_DDL)
+    for item_id, status in (("WI-000001", "approved"), ("WI-000002", "open"), ("WI-000003", "declined")):
+        con.execute("INSERT INTO marts.work_items VALUES (?, 'refund', 'R1', ?, ?, NULL, NULL, 1.25, NULL, 'r', '{}', "
+                    "?, false, TIMESTAMP '2026-10-01 08:00:00', NULL, NULL, ?)",
+                    [item_id, paid["customer"], invoice, status, f"refund:R1:{invoice}:{item_id}"])
+    con.close()
+    summary = simulate(MONTH, SEED, root / "landing", root / "billops.duckdb", progress=False)
+    refunds = _simulated(root / "landing")["refunds"]
+    executed = [r for r in refunds if r["metadata"].get("work_item_id")]
+    assert summary["work_item_refunds"] == 1 and len(executed) == 1
+    assert executed[0]["metadata"] == {"work_item_id": "WI-000001"}
+    assert (executed[0]["amount"], executed[0]["charge"], executed[0]["status"]) == (125, paid["id"], "succeeded")
+    # the ordinary refunds are those of the run without items, before it
+    assert refunds[:-1] == _simulated(landing)["refunds"]
+    simulate(MONTH, SEED, root / "landing", root / "billops.duckdb", progress=False)
+    assert _simulated(root / "landing")["refunds"] == refunds  # a re-run executes nothing twice
 
 
 def test_tickets_versions_times_and_metrics(world):

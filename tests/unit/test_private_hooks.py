@@ -21,8 +21,8 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster_dbt import DbtCliResource
 from packaging.version import Version
 
+from assets.dbt_project import dbt_project
 from orchestration import private_hooks
-from orchestration.dbt_project import dbt_project
 from orchestration.instance_config import prepare_instance
 
 DBT = str(Path(sys.executable).parent / "dbt")

@@ -22,11 +22,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.resources import WarehouseResource
 from tests.workitems.test_rules import CraftedWarehouse, copy_of, september
+from warehouse.resource import WarehouseResource
 from warehouse.schema import bootstrap
 from workitems.asset import KEY, work_items
 from workitems.eligibility import proposed_due_date
+from workitems.mirror import publish_work_items
 from workitems.rules import open_read_only, propose_items
 from workitems.store import approve, decline, get_item, list_items, queue_engine, raise_items
 
@@ -252,6 +253,8 @@ def chained(generated_chain, tmp_path_factory):
     source = generated_chain.ws
     ws = copy_workspace(source, tmp_path_factory.mktemp("e2e") / "ws")
     shutil.copy2(source.root / "second_correction.json", ws.root)
+    # the published copy too (BILLOPS_PUBLISHED's default, data/published): `billops simulate` reads it
+    shutil.copytree(source.root / "data" / "published", ws.root / "data" / "published", symlinks=True)
     root = ws.root
     env = {**ws.settings, "BILLOPS_QUEUE_URL": f"sqlite:///{root / 'ops.sqlite'}"}
     billops = Path(sys.executable).parent / "billops"
@@ -372,6 +375,8 @@ def test_approved_refunds_are_executed_once_by_the_next_simulation(chained):
         approve(engine, item["work_item_id"], "alice")
         if item["requires_approval"]:
             approve(engine, item["work_item_id"], "bob")
+    # what `billops workitems approve` does after each decision: the processor reads the published copy
+    publish_work_items(root / "data" / "published", engine)
 
     def run() -> subprocess.CompletedProcess:
         return subprocess.run([str(chained["billops"]), "simulate", "--month", "2026-11", "--seed", "7"], cwd=root,

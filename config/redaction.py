@@ -1,7 +1,8 @@
 """Keep URL settings out of errors, logs, audit trails and marts (issue 14 item 3).
 
 A Slack-style webhook carries its token in the path and a database URL its password: only
-`safe_url(url)` (`scheme://host[:port]`) may be shown. Three leaks are closed here:
+`safe_url(url)` (`scheme://host[:port]`) may be shown, whoever shows it (an alert, a log line, a work
+item's audit trail, an error naming the queue). Three leaks are closed here:
 - httpx's exceptions put the full URL into `str(exc)`: `failure_text` describes an error from
   its type and codes (HTTP status, SMTP code, the OS error) and never quotes it;
 - httpx logs `HTTP Request: POST <full url> ...` at INFO: `RedactingFilter` on its logger
@@ -13,24 +14,44 @@ A Slack-style webhook carries its token in the path and a database URL its passw
 from __future__ import annotations
 
 import logging
-import os
 import re
+from urllib.parse import urlsplit
 
-from orchestration.settings import safe_url
+from config.settings import url_setting_values
 
-# Every setting whose value is a URL (docs/alerts.md, docs/workitems.md).
-URL_SETTINGS = ("BILLOPS_ALERT_WEBHOOK_URL", "BILLOPS_WORKITEM_WEBHOOK_URL", "BILLOPS_QUEUE_URL")
 # `scheme://user:password@` in any text: the credentials go, whichever URL it is.
 CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 
 
+def safe_url(url: str | None) -> str:
+    """A URL setting as it may be shown: `scheme://host[:port]`, never its path, query or credentials.
+
+    A Slack-style webhook carries its token in the path and a database URL its password in the
+    userinfo, so an error, a log line, an audit trail or a mart only ever gets this form.
+    """
+    if not url:
+        return "(not set)"
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(unparseable URL)"
+    if not parts.scheme:
+        return "(unparseable URL)"
+    if parts.scheme.startswith("sqlite"):
+        return url.strip().split("?", 1)[0]  # a local file: its path is where to look, and it carries no credentials
+    if not host:
+        return f"{parts.scheme}://"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def redact(text: str | None) -> str | None:
-    """`text` with each configured URL setting shown as `scheme://host[:port]` and credentials removed."""
+    """`text` with each configured URL setting (config/settings.py URL_SETTINGS) shown as
+    `scheme://host[:port]` and credentials removed."""
     if not text:
         return text
-    for name in URL_SETTINGS:
-        value = (os.environ.get(name) or "").strip()
-        if value and value in text:
+    for value in url_setting_values():
+        if value in text:
             text = text.replace(value, safe_url(value))
     return CREDENTIALS.sub(r"\1***@", text)
 

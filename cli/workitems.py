@@ -67,7 +67,7 @@ def _publish() -> None:
     last close published them, and the warehouse's marts.work_items catches up at the next close. A close
     publishing at that moment holds the publish lock for a few seconds; this waits for it.
     """
-    from orchestration.settings import load_settings
+    from config.settings import load_settings
     from workitems.mirror import publish_work_items
 
     engine = _engine()

@@ -1,0 +1,21 @@
+"""The assets of a close's data: ingestion, rating (dbt), issuing and publication, as one Definitions.
+
+Merged with the other domains' in orchestration/definitions.py. The checks that each asset
+declares itself (ingestion reconciliation, C9, C10, dbt's data tests) come with it; the controls
+judged on the drafts are the quality domain's (quality/definitions.py).
+"""
+
+import dagster as dg
+
+from assets.dbt import billing_dbt_models, published_marts
+from assets.issuing import issued_invoices
+from assets.payments import payments
+from assets.publication import publication_assets
+from assets.reference import reference_snapshots
+from assets.tickets import tickets
+from assets.usage import usage
+
+defs = dg.Definitions(
+    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices, published_marts,
+            *publication_assets],
+)
