@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 
 os.environ.setdefault("BILLOPS_ENV", "ci")  # the dbt target of tests (profiles.yml), in-process runs included
-# dbt beside this Python, for an in-process re-parse of a stale manifest (orchestration/dbt_project.py).
+# dbt beside this Python, for an in-process re-parse of a stale manifest (assets/dbt_project.py).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
