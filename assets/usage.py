@@ -18,7 +18,9 @@ De-duplication sorts the 64-bit `hash(event_id, reverse(event_id))` of every
 row in numpy to find the few repeated keys, flags them in the same single pass
 that checks the row rules, then settles only those exactly by event_id in
 (folder, file name, row) order: the first delivery stands, an identical later
-one is a re-delivery, a different one is quarantined.
+one is a re-delivery, a different one is quarantined. A valid row whose event_id the previous
+month accepted is quarantined too, naming that month's delivery (assets/usage_lookback.py, which
+also keeps the month's own accepted ids for the next month).
 """
 
 
@@ -33,6 +35,7 @@ import pyarrow.parquet as pq
 
 from assets.ingestion import Batch, UnreadableFile, accepted_view_sql, ingest_files, raise_bad_files
 from assets.ledger import unverified_recorded_files
+from assets.usage_lookback import index_month, lookback_hashes, prune_index, settle_lookback, temp_hash_table
 from config.partitions import monthly_partitions
 from quality.usage_checks import USAGE_KEY, usage_check_specs, usage_is_priced, usage_rows_reconcile
 from warehouse.landing import sql_path_list, usage_month_files, usage_month_prefix
@@ -240,22 +243,17 @@ FROM ranked WHERE delivery > 1
 """
 
 
-def repeated_event_hashes(con) -> "pa.Table":
-    """The 64-bit hashes of event_id that occur more than once, found by sorting, not grouping.
+def repeated_event_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The 64-bit hashes of event_id that occur more than once in the month's sorted hashes.
 
-    Grouping 200M distinct keys costs 10+ GB; fetching the hashes as one
-    uint64 array and sorting it takes ~6 s and 2 GiB. Hash collisions only add
-    candidates: REPEATS_SQL settles them exactly by event_id. DuckDB's plain
-    `hash(event_id)` collided for ~2% of 200M generated ids that share long
-    prefixes (5M false candidates); mixing in the reversed id brought that to 0.
+    Found by sorting, not grouping: grouping 200M distinct keys costs 10+ GB; fetching the
+    hashes as one uint64 array and sorting it takes ~6 s and 2 GiB (assets/usage_lookback.py
+    `index_month`, which writes them to the month's event index in the same scan). Hash
+    collisions only add candidates: REPEATS_SQL settles them exactly by event_id. DuckDB's plain
+    `hash(event_id)` collided for ~2% of 200M generated ids that share long prefixes (5M false
+    candidates); mixing in the reversed id brought that to 0.
     """
-    hashes = con.execute(
-        "SELECT hash(event_id, reverse(event_id)) AS h FROM raw.usage_month_typed WHERE event_id IS NOT NULL"
-    ).fetchnumpy()["h"]
-    hashes.sort()
-    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
-    del hashes
-    return pa.table({"h": pa.array(repeated, type=pa.uint64())})
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
 WRITE_SQL = """
@@ -312,14 +310,21 @@ def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime)
     con.execute(ACCEPTED_VIEW_SQL)
     for statement in LOOKUPS_SQL.split(";"):
         con.execute(statement, params if "$start" in statement else None)
-    repeated = repeated_event_hashes(con)  # noqa: F841 - scanned by name below
-    con.execute("CREATE OR REPLACE TEMP TABLE usage_repeated_hashes AS SELECT h FROM repeated")
+    month = start.date()
+    hashes = index_month(con, month)  # every row with an event id, into the month's index; sorted
+    repeated = repeated_event_hashes(hashes)
+    lookback = lookback_hashes(con, month, hashes)  # shared with the previous month's accepted ids
+    del hashes  # 1.6 GB at 200M rows
+    temp_hash_table(con, "usage_lookback_hashes", lookback)
+    temp_hash_table(con, "usage_repeated_hashes", np.union1d(repeated, lookback))  # both reach the flagging pass
     con.execute(FLAGGED_SQL, params)
+    settle_lookback(con, batch.landing, month)  # a valid row with an id the month before accepted
     con.execute(REPEATS_SQL)
     values = {"prefix": usage_month_prefix(start.date()), "now": batch.now}
     for statement in WRITE_SQL.split(";"):
         if statement.strip():
             con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
+    prune_index(con, month)
     for statement in USAGE_DAILY_SQL.split(";"):
         con.execute(statement)
     return {f.rel: batch.probes[f.rel].rows for f in batch.files}
