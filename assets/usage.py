@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from assets.ingestion import Batch, UnreadableFile, accepted_view_sql, ingest_files, raise_bad_files
 from assets.ledger import unverified_recorded_files
-from assets.usage_lookback import index_month, lookback_hashes, prune_index, settle_lookback, temp_hash_table
+from assets.usage_lookback import lookback_hashes, prune_index, settle_lookback, temp_hash_table, write_index
 from config.partitions import monthly_partitions
 from quality.usage_checks import USAGE_KEY, usage_check_specs, usage_is_priced, usage_rows_reconcile
 from warehouse.landing import sql_path_list, usage_month_files, usage_month_prefix
@@ -243,16 +243,25 @@ FROM ranked WHERE delivery > 1
 """
 
 
-def repeated_event_hashes(hashes: np.ndarray) -> np.ndarray:
-    """The 64-bit hashes of event_id that occur more than once in the month's sorted hashes.
+def sorted_event_hashes(con) -> np.ndarray:
+    """The 64-bit hash(event_id, reverse(event_id)) of every row of the month with an event id, sorted.
 
-    Found by sorting, not grouping: grouping 200M distinct keys costs 10+ GB; fetching the
-    hashes as one uint64 array and sorting it takes ~6 s and 2 GiB (assets/usage_lookback.py
-    `index_month`, which writes them to the month's event index in the same scan). Hash
-    collisions only add candidates: REPEATS_SQL settles them exactly by event_id. DuckDB's plain
+    Repeated keys are found by sorting, not grouping: grouping 200M distinct keys costs 10+ GB;
+    fetching the hashes as one uint64 array and sorting it takes ~6 s and 2 GiB. Hash collisions
+    only add candidates: REPEATS_SQL settles them exactly by event_id. DuckDB's plain
     `hash(event_id)` collided for ~2% of 200M generated ids that share long prefixes (5M false
-    candidates); mixing in the reversed id brought that to 0.
+    candidates); mixing in the reversed id brought that to 0. The same sorted array feeds the
+    month's event index and the look-back (assets/usage_lookback.py).
     """
+    hashes = con.execute(
+        "SELECT hash(event_id, reverse(event_id)) AS h FROM raw.usage_month_typed WHERE event_id IS NOT NULL"
+    ).fetchnumpy()["h"]
+    hashes.sort()
+    return hashes
+
+
+def repeated_event_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The hashes that occur more than once in the sorted array."""
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
@@ -311,9 +320,10 @@ def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime)
     for statement in LOOKUPS_SQL.split(";"):
         con.execute(statement, params if "$start" in statement else None)
     month = start.date()
-    hashes = index_month(con, month)  # every row with an event id, into the month's index; sorted
+    hashes = sorted_event_hashes(con)
     repeated = repeated_event_hashes(hashes)
     lookback = lookback_hashes(con, month, hashes)  # shared with the previous month's accepted ids
+    write_index(con, month, hashes)  # every id of the month; those it rejects are pruned below
     del hashes  # 1.6 GB at 200M rows
     temp_hash_table(con, "usage_lookback_hashes", lookback)
     temp_hash_table(con, "usage_repeated_hashes", np.union1d(repeated, lookback))  # both reach the flagging pass

@@ -1,24 +1,29 @@
 """Usage duplicates across months: the index of accepted event ids, and the look-back of one month.
 
 The contract (docs/contract/inputs.md, "Across months"): a record of month M whose event_id was
-accepted in month M-1 is `conflicting_duplicate`, and the delivery of M-1 stands. Billops looks
-back exactly one month (decisions #71).
+accepted in month M-1 is `conflicting_duplicate`, and M-1's delivery stands. Billops looks back
+exactly one month (decisions #71, #72).
 
-- **The index**, `raw.usage_event_index`: per month, one row per accepted record, with the same
-  64-bit `hash(event_id, reverse(event_id))` the in-month de-duplication sorts (assets/usage.py)
-  and the record's file and row. The month's ingestion writes it inside its own transaction:
-  every row with an event id first (that insert is also the scan that feeds the in-month hash
-  sort, so the Parquet is not read once more for it), then the rows the month rejected or found
-  re-delivered are deleted. A re-run or restatement of the month replaces its rows. Every month's
-  rows are kept, because a restatement of any issued month re-applies the rule against the month
-  before it: ~8.6 bytes a row compressed (the hash is random and does not compress), 185 MB for
-  21.5M rows (10,000 customers), ~1.8 GB for a 210M-row month.
-- **The look-back**: M's hashes, already sorted for the in-month pass, are intersected with
-  M-1's by merging sorted runs (`shared_hashes`), never by a join over 200M keys. A shared hash
-  is only a candidate (or a collision): it is confirmed by event_id string equality, reading M-1's
-  candidate rows back from their landed files by (file, row). Landed files are immutable and every
-  close verifies the whole ledger, so those bytes are the ones M-1 accepted; only the files holding
-  candidates are read, and only their event_id column.
+- **The index**, `raw.usage_event_index`: per month, the distinct 64-bit
+  `hash(event_id, reverse(event_id))` of the event ids the month accepted, the hash the in-month
+  de-duplication already sorts (assets/usage.py). It is written from that sorted array, in hash
+  order, inside the month's ingestion transaction; the hashes whose every row the month rejected
+  are deleted once the month's quarantine is settled; a re-run or restatement replaces the month's
+  rows. Sorted, DuckDB stores them in ~5.1 bytes an id (110 MB for 21.5M ids, ~1.1 GB for a
+  210M-row month). Every month is kept: a restatement of any issued month re-applies the rule
+  against the month before it, so no month's index may go while its successor can be restated.
+- **The look-back**: M's sorted hashes are intersected with M-1's, read back in the order they
+  were written, by merging sorted runs (`shared_hashes`): no join over 200M keys, no sort of M-1.
+  A shared hash is a candidate, confirmed by event_id string equality: M-1's files as its last
+  ingestion loaded them (`audit.file_loads`; immutable, and the ledger verifies them on every
+  close) are read back, their event_id column only, for the rows with a candidate hash, less the
+  rows M-1 quarantined or found re-delivered: what is left is M-1's delivery that stands.
+
+Why hashes only, not (hash, file, row) per accepted record: measured on a 10,000-customer month
+(21.5M rows, shared 2-core machine), writing the per-record index from the typed view took
+2.4-4.8 s plus ~1.5 s to commit it and ~1.5 s to sort M-1's hashes at the next close, +6-7 s on a
+9 s usage step; the sorted hashes take 1.2-3 s to write and nothing to sort. The price is paid only
+when M repeats M-1's ids: one read of M-1's event_id column (~1-2 s at that size).
 """
 
 from __future__ import annotations
@@ -31,36 +36,26 @@ import pyarrow as pa
 
 from warehouse.landing import sql_path_list
 
-INDEX_ROWS_SQL = """
-DELETE FROM raw.usage_event_index WHERE billing_month = $month;
-INSERT INTO raw.usage_event_index
-SELECT $month, hash(event_id, reverse(event_id)), source_file, row_number
-FROM raw.usage_month_typed WHERE event_id IS NOT NULL
-"""
-
-# M-1's accepted rows whose hash M shares: usually none, a handful when upstream re-used ids.
+# M-1's accepted rows whose event id hash M shares, read back from the files its last ingestion loaded.
 PRIOR_ROWS_SQL = """
-CREATE OR REPLACE TEMP TABLE usage_lookback_prior AS
-SELECT source_file, row_number FROM raw.usage_event_index
-WHERE billing_month = $previous AND event_hash IN (SELECT h FROM usage_lookback_hashes)
-"""
-
-# Read back from M-1's files: the event_id as M-1's typed view read it (a native string as is, else cast).
-PRIOR_IDS_SQL = """
 CREATE OR REPLACE TEMP TABLE usage_lookback_first AS
 SELECT DISTINCT ON (event_id) event_id, source_file, row_number
 FROM (
   SELECT substr(filename, {prefix}) AS source_file, file_row_number + 1 AS row_number,
          try_cast(event_id AS VARCHAR) AS event_id
   FROM read_parquet({paths}, filename = true, file_row_number = true, union_by_name = true)
-) p SEMI JOIN usage_lookback_prior USING (source_file, row_number)
-WHERE event_id IS NOT NULL
+) p
+WHERE event_id IS NOT NULL AND hash(event_id, reverse(event_id)) IN (SELECT h FROM usage_lookback_hashes)
+  AND NOT EXISTS (SELECT 1 FROM audit.quarantine q
+                  WHERE q.source = 'usage' AND q.file = p.source_file AND q.row_number = p.row_number)
+  AND NOT EXISTS (SELECT 1 FROM audit.redeliveries r
+                  WHERE r.source = 'usage' AND r.file = p.source_file AND r.row_number = p.row_number)
 ORDER BY event_id, source_file, row_number
 """
 
 # A valid row of M (it passed every row rule) with an id M-1 accepted: quarantined, naming M-1's delivery.
-# All such rows, including those the in-month pass would call re-deliveries of each other: the delivery
-# that stands is M-1's (decisions #72).
+# Every such row, also those the in-month pass would have called re-deliveries of each other: the
+# delivery that stands is M-1's (decisions #72).
 CONFIRM_SQL = """
 UPDATE usage_flagged SET reason = 'conflicting_duplicate',
   detail = 'event_id ' || usage_flagged.event_id || ' first accepted in ' || $previous_text || ' in '
@@ -69,14 +64,15 @@ FROM usage_lookback_first c
 WHERE usage_flagged.reason IS NULL AND usage_flagged.event_id = c.event_id
 """
 
-# The index keeps accepted rows only: what the month quarantined or found re-delivered goes.
+# The hashes none of whose rows the month accepted. Every row of a repeated or looked-back hash is in
+# usage_flagged (the flagging pass takes them all); a hash outside usage_flagged has one row, accepted.
 PRUNE_SQL = """
-DELETE FROM raw.usage_event_index i USING (
-  SELECT source_file, row_number FROM usage_flagged WHERE reason IS NOT NULL
-  UNION ALL
-  SELECT source_file, row_number FROM usage_repeats
-) r
-WHERE i.billing_month = $month AND i.source_file = r.source_file AND i.row_number = r.row_number
+DELETE FROM raw.usage_event_index WHERE billing_month = $month AND event_hash IN (
+  SELECT hash(f.event_id, reverse(f.event_id)) FROM usage_flagged f
+  LEFT JOIN usage_repeats r ON r.source_file = f.source_file AND r.row_number = f.row_number
+  WHERE f.event_id IS NOT NULL
+  GROUP BY 1 HAVING NOT bool_or(f.reason IS NULL AND r.source_file IS NULL)
+)
 """
 
 
@@ -84,30 +80,31 @@ def previous_month(month: date) -> date:
     return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
-def index_month(con, month: date) -> np.ndarray:
-    """Write every row of the month with an event id into the index; return their hashes, sorted.
-
-    The sort is the in-month de-duplication's (assets/usage.py `repeated_event_hashes`): fetching
-    the hashes as one uint64 array and sorting it took ~6 s and 2 GiB at 200M rows.
-    """
-    for statement in INDEX_ROWS_SQL.split(";"):
-        con.execute(statement, {"month": month})
-    return _sorted_hashes(con, month)
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
-def _sorted_hashes(con, month: date) -> np.ndarray:
+def write_index(con, month: date, hashes: np.ndarray) -> None:
+    """Replace the month's index by the distinct hashes of its rows (sorted), before any is rejected."""
+    con.execute("DELETE FROM raw.usage_event_index WHERE billing_month = ?", [month])
+    con.register("usage_index_in", pa.table({"h": pa.array(unique_sorted(hashes), type=pa.uint64())}))
+    try:
+        con.execute("INSERT INTO raw.usage_event_index SELECT $month, h FROM usage_index_in", {"month": month})
+    finally:
+        con.unregister("usage_index_in")
+
+
+def indexed_hashes(con, month: date) -> np.ndarray:
+    """A month's indexed hashes, sorted: as written (a scan keeps insertion order); sorted again only if not."""
     hashes = con.execute(
         "SELECT event_hash FROM raw.usage_event_index WHERE billing_month = ?", [month]
     ).fetchnumpy()["event_hash"]
     hashes = np.asarray(hashes, dtype=np.uint64)
-    hashes.sort()
+    if len(hashes) > 1 and not bool(np.all(hashes[1:] >= hashes[:-1])):
+        hashes.sort()
     return hashes
-
-
-def _unique_sorted(values: np.ndarray) -> np.ndarray:
-    if len(values) < 2:
-        return values
-    return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
 def shared_hashes(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 23) -> np.ndarray:
@@ -121,10 +118,10 @@ def shared_hashes(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 23) -> np.ndar
     """
     found = []
     for start in range(0, len(b), chunk):
-        part = _unique_sorted(b[start:start + chunk])
+        part = unique_sorted(b[start:start + chunk])
         lo = np.searchsorted(a, part[0], side="left")
         hi = np.searchsorted(a, part[-1], side="right")
-        merged = np.concatenate((_unique_sorted(a[lo:hi]), part))
+        merged = np.concatenate((unique_sorted(a[lo:hi]), part))
         merged.sort(kind="stable")
         found.append(merged[1:][merged[1:] == merged[:-1]])
     return np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
@@ -133,35 +130,37 @@ def shared_hashes(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 23) -> np.ndar
 def lookback_hashes(con, month: date, hashes: np.ndarray) -> np.ndarray:
     """The hashes of `month` (sorted) that the previous month's index holds: candidates, to confirm.
 
-    The previous month's hashes are fetched and sorted (~1 s and ~1.5 s for 21.5M rows); a month
-    with no index rows (the warehouse's first month, or one closed before the index existed) has
-    no look-back.
+    A month whose previous month has no index rows (the warehouse's first month, or one closed
+    before the index existed) has no look-back.
     """
-    prior = _sorted_hashes(con, previous_month(month))
+    prior = indexed_hashes(con, previous_month(month))
     if not len(prior) or not len(hashes):
         return np.empty(0, dtype=np.uint64)
     return shared_hashes(hashes, prior)
 
 
 def settle_lookback(con, landing: Path, month: date) -> int:
-    """Quarantine the rows of usage_flagged whose event_id the previous month accepted; how many.
+    """Quarantine the valid rows of usage_flagged whose event_id the previous month accepted; how many.
 
-    Reads `usage_lookback_hashes` (the candidates) and the previous month's index; a candidate
-    file that is no longer landed is skipped here (the ledger check fails the close naming it).
+    Only when `usage_lookback_hashes` holds a candidate. A file of the previous month that is no
+    longer landed is skipped here: the ledger check fails the close naming it.
     """
+    if not con.execute("SELECT count(*) FROM usage_lookback_hashes").fetchone()[0]:
+        return 0
     previous = previous_month(month)
-    con.execute(PRIOR_ROWS_SQL, {"previous": previous})
-    files = [rel for (rel,) in con.execute("SELECT DISTINCT source_file FROM usage_lookback_prior ORDER BY 1").fetchall()]
+    files = [rel for (rel,) in con.execute(
+        "SELECT file FROM audit.file_loads WHERE source = 'usage' AND billing_month = ? ORDER BY file", [previous]
+    ).fetchall()]
     paths = [landing / rel for rel in files if (landing / rel).is_file()]
     if not paths:
         return 0
-    con.execute(PRIOR_IDS_SQL.format(prefix=len(str(landing)) + 2, paths=sql_path_list(paths)))
+    con.execute(PRIOR_ROWS_SQL.format(prefix=len(str(landing)) + 2, paths=sql_path_list(paths)))
     (confirmed,) = con.execute(CONFIRM_SQL, {"previous_text": f"{previous:%Y-%m}"}).fetchone()
     return confirmed
 
 
 def prune_index(con, month: date) -> None:
-    """Leave only the month's accepted rows in its index (after the quarantine and re-deliveries are settled)."""
+    """Leave in the month's index only the hashes of ids it accepted (after quarantine and re-deliveries)."""
     con.execute(PRUNE_SQL, {"month": month})
 
 

@@ -4,8 +4,8 @@
 - `audit.quarantine`, `audit.redeliveries`, `audit.file_loads`: what ingestion rejected, dropped as
   re-delivered, and read per file. The reason codes are the contract's fixed list, enforced here.
 - `audit.reference_snapshots`: the hash of every reference snapshot a close used.
-- `raw.usage_event_index`: the event ids each month's usage ingestion accepted, as 64-bit hashes with their
-  file and row, so the next month's close can look back one month for duplicates (assets/usage_lookback.py).
+- `raw.usage_event_index`: the event ids each month's usage ingestion accepted, as 64-bit hashes, so the
+  next month's close can look back one month for duplicates (assets/usage_lookback.py).
 - `audit.issued_*`: the frozen, append-only copy of every issued month (docs/contract/billing-rules.md §6);
   `audit.restatements`: differences found when an issued month is recomputed.
 - `marts.work_items`: created empty so dbt can read the queue before workitems/mirror.py first fills it.
@@ -175,14 +175,12 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
     detected_at      TIMESTAMP NOT NULL,
     run_id           VARCHAR NOT NULL
 );
--- One row per usage record a month accepted (docs/contract/inputs.md, "Across months"): the 64-bit
--- hash(event_id, reverse(event_id)) and where the record is, so month M+1's ingestion finds its repeats of
--- M's ids without re-reading M (assets/usage_lookback.py). ~8.6 bytes a row compressed (the hash is random).
+-- One row per distinct event id a usage month accepted (docs/contract/inputs.md, "Across months"): its
+-- 64-bit hash(event_id, reverse(event_id)), written in hash order, so month M+1's ingestion finds its
+-- repeats of M's ids without re-reading M (assets/usage_lookback.py). ~5.1 bytes an id as DuckDB stores it.
 CREATE TABLE IF NOT EXISTS raw.usage_event_index (
     billing_month DATE NOT NULL,
-    event_hash    UBIGINT NOT NULL,
-    source_file   VARCHAR NOT NULL,   -- relative to the landing root
-    row_number    BIGINT NOT NULL
+    event_hash    UBIGINT NOT NULL
 );
 -- Columns added after the first release, so that a warehouse closed by an older billops opens.
 -- modified_ns: the file's mtime when last verified; a close stats every recorded file and hashes
