@@ -9,9 +9,10 @@ exactly one month (decisions #71, #72).
   de-duplication already sorts (assets/usage.py). It is written from that sorted array, in hash
   order, inside the month's ingestion transaction; the hashes whose every row the month rejected
   are deleted once the month's quarantine is settled; a re-run or restatement replaces the month's
-  rows. Sorted, DuckDB stores them in ~5.1 bytes an id (110 MB for 21.5M ids, ~1.1 GB for a
-  210M-row month). Every month is kept: a restatement of any issued month re-applies the rule
-  against the month before it, so no month's index may go while its successor can be restated.
+  rows. Sorted, DuckDB stores them in ~6 bytes an id (259 MB for two 10,000-customer months,
+  42.4M ids; ~1.3 GB for a 210M-row month). Every month is kept: a restatement of any issued
+  month re-applies the rule against the month before it, so no month's index may go while its
+  successor can be restated.
 - **The look-back**: M's sorted hashes are intersected with M-1's, read back in the order they
   were written, by merging sorted runs (`shared_hashes`): no join over 200M keys, no sort of M-1.
   A shared hash is a candidate, confirmed by event_id string equality: M-1's files as its last
@@ -19,11 +20,14 @@ exactly one month (decisions #71, #72).
   close) are read back, their event_id column only, for the rows with a candidate hash, less the
   rows M-1 quarantined or found re-delivered: what is left is M-1's delivery that stands.
 
-Why hashes only, not (hash, file, row) per accepted record: measured on a 10,000-customer month
-(21.5M rows, shared 2-core machine), writing the per-record index from the typed view took
-2.4-4.8 s plus ~1.5 s to commit it and ~1.5 s to sort M-1's hashes at the next close, +6-7 s on a
-9 s usage step; the sorted hashes take 1.2-3 s to write and nothing to sort. The price is paid only
-when M repeats M-1's ids: one read of M-1's event_id column (~1-2 s at that size).
+Why hashes only, not (hash, file, row) per accepted record (the layout first built): measured on a
+10,000-customer month (21.5M rows, shared 2-core machine), that index cost +6-7 s on a 9 s usage
+step (writing it from the typed view 2.4-4.8 s, committing it ~1.5 s, sorting M-1's hashes at the
+next close ~1.5 s). The sorted hashes cost 3.3-3.6 s in all (write 1.9-2.3, merge with M-1's
+1.1-1.2, prune 0.16), and the price of locating M-1's delivery moves to the months that do repeat
+M-1's ids: one read of M-1's event_id column (20.8M rows: 1.6-2.2 s for 1,000 candidates,
+3.1-3.3 s for 100,000). Memory: M-1's array, then the
+distinct copy written, sit beside M's sorted hashes: +1.6 GB at 210M rows in that phase.
 """
 
 from __future__ import annotations

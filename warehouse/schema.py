@@ -177,7 +177,7 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
 );
 -- One row per distinct event id a usage month accepted (docs/contract/inputs.md, "Across months"): its
 -- 64-bit hash(event_id, reverse(event_id)), written in hash order, so month M+1's ingestion finds its
--- repeats of M's ids without re-reading M (assets/usage_lookback.py). ~5.1 bytes an id as DuckDB stores it.
+-- repeats of M's ids without re-reading M (assets/usage_lookback.py). ~6 bytes an id as DuckDB stores it.
 CREATE TABLE IF NOT EXISTS raw.usage_event_index (
     billing_month DATE NOT NULL,
     event_hash    UBIGINT NOT NULL
