@@ -35,7 +35,7 @@ BIN = Path(sys.executable).parent
 HEARTBEAT_FRESH_SECONDS = 45
 POLL_SECONDS = 0.5
 # Dagster's statuses, by name (importing dagster here would cost every `billops` invocation ~2 s).
-IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")  # orchestration/jobs.py IN_FLIGHT, by name
 ENDED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
@@ -111,25 +111,21 @@ def follow(instance, run_id: str, on_wait=None, keep_daemon=None) -> str:
             keep_daemon()
             checked = time.monotonic()
         if status == "QUEUED" and not told and on_wait is not None:
-            others = in_flight_runs(instance, but=run_id)
+            from orchestration.jobs import close_runs_in_flight
+
+            others = close_runs_in_flight(instance, but=run_id)
             if others:
                 on_wait(others)
                 told = True
         time.sleep(POLL_SECONDS)
 
 
-def in_flight_runs(instance, but: str | None = None) -> list[str]:
-    """Close runs queued or in progress in the instance (oldest first), except `but`."""
-    import dagster as dg
-
-    records = instance.get_run_records(dg.RunsFilter(job_name=JOB, statuses=[dg.DagsterRunStatus(s) for s in IN_FLIGHT]))
-    return [r.dagster_run.run_id for r in sorted(records, key=lambda r: r.create_timestamp) if r.dagster_run.run_id != but]
-
-
 def wait_until_idle(instance, timeout: float = 3600) -> None:
     """Wait until no close run is queued or in progress (a daemon this command started must not stop under one)."""
+    from orchestration.jobs import close_runs_in_flight
+
     deadline = time.time() + timeout
-    while in_flight_runs(instance) and time.time() < deadline:
+    while close_runs_in_flight(instance) and time.time() < deadline:
         time.sleep(POLL_SECONDS)
 
 

@@ -14,3 +14,15 @@ close_month_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     tags={WAREHOUSE_SLOT_TAG: "writer"},
 )
+
+
+# A run holds the warehouse's slot from the moment it is queued until it ends; a CANCELING one still does.
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def close_runs_in_flight(instance: dg.DagsterInstance, but: str | None = None) -> list[str]:
+    """Ids of the close runs queued or in progress, oldest first, except `but` (the restatement sensor
+    skips while there is one; `billops close` waits for none before stopping a daemon it started)."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=close_month_job.name, statuses=IN_FLIGHT))
+    return [r.dagster_run.run_id for r in sorted(records, key=lambda r: r.create_timestamp) if r.dagster_run.run_id != but]

@@ -18,22 +18,12 @@ import hashlib
 import dagster as dg
 
 from config.settings import load_settings
-from orchestration.jobs import close_month_job
+from orchestration.jobs import close_month_job, close_runs_in_flight
 from warehouse.close_options import TRIGGER_TAG
 from warehouse.close_plan import PlannedClose, restatements
 from warehouse.close_state import close_state_in_store
 
 TICK_SECONDS = 30  # a tick lists the landing zone and hashes 4 reference files: ~0.1 s
-
-
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
-
-
-def close_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
-    """Ids of the close runs queued or in progress."""
-    records = instance.get_run_records(dg.RunsFilter(job_name=close_month_job.name, statuses=IN_FLIGHT))
-    return [record.dagster_run.run_id for record in records]
 
 
 def restatement_request(step: PlannedClose, trigger: str) -> dg.RunRequest:
