@@ -57,11 +57,15 @@ USAGE_SCHEMA = pa.schema(
 
 
 # The files that build the shared closes go out first, one per worker (xdist hands files out in
-# collection order: pyproject.toml), then the longest chains that follow them on each worker:
-# the golden close and then the restatement chain on one, the generated chain and then the
-# work-item tests that read it on the other, so nothing waits idle for a shared close later.
+# collection order, two per worker to begin with: pyproject.toml runs four), then the longest chains
+# that follow them: the golden close, the generated chain, the restatement chain and the work-item
+# tests that read the generated chain, then the three ways of closing November (each waits for the
+# golden close, then runs beside the others) and the cross-month chain, so no worker waits idle
+# for a shared close near the end.
 FIRST_FILES = ("tests/test_close_golden.py", "tests/test_demo_chain.py",
-               "tests/test_restatements.py", "tests/workitems/test_raising.py")
+               "tests/test_restatements.py", "tests/workitems/test_raising.py",
+               "tests/test_close_way_command.py", "tests/test_close_way_ui.py",
+               "tests/test_close_way_schedule.py", "tests/test_cross_month_duplicates.py")
 
 
 def pytest_collection_modifyitems(items: list) -> None:

@@ -1,6 +1,10 @@
 """One close, however it starts (issue 15): `billops close`, the job launched for the month as the UI
 launches it, and the monthly schedule's run requests leave the same restatements, invoices and work items.
 
+Each way is built once per test run by whichever xdist worker asks first (`build_once`), in its own
+test file (tests/test_close_way_*.py), so the three ways' instances run side by side: each costs
+~2 runs through the queue, and most of a run through the instance is waiting (queue, launch, sensor tick).
+
 On three copies of the closed golden October, the same changes land: 10 late droplet hours for
 c002 (under-billed), a lower price for the 1 vCPU Droplet (its users over-billed: R1 credit notes),
 and a November of one file a day. Then November is closed:
@@ -21,9 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from unittest import mock
 
-import pytest
-
-from tests.conftest import copy_workspace
+from tests.conftest import ClosedGolden, _shared_dir, build_once, copy_workspace
 from tests.test_restatements import droplet_hours, land_month, set_price
 
 UTC = timezone.utc
@@ -74,54 +76,63 @@ def in_flight(records) -> bool:
 
 
 def outcome(ws) -> dict:
-    return {name: ws.query(sql) for name, sql in
+    """The rows each way must leave alike, as text (kept as JSON between workers; '12.30' stays '12.30')."""
+    return {name: [[None if v is None else str(v) for v in row] for row in ws.query(sql)] for name, sql in
             (("restatements", RESTATEMENTS), ("invoices", INVOICES), ("lines", LINES), ("work_items", WORK_ITEMS))}
 
 
-@pytest.fixture(scope="module")
-def three_ways(closed_golden, tmp_path_factory) -> dict:
-    import dagster as dg
-
-    from orchestration.schedules import close_previous_month_schedule
-
+def base_workspace(closed_golden: ClosedGolden, root) -> object:
+    """A copy of the closed golden October with the same changes landed for every way."""
     assert closed_golden.result.returncode == 0, closed_golden.result.stderr[-3000:]
-    base = copy_workspace(closed_golden.ws, tmp_path_factory.mktemp("three-ways") / "base")
+    base = copy_workspace(closed_golden.ws, root)
     base.write_usage("usage/dt=2026-10-25/part-9-late.parquet",
                      droplet_hours("late-c002", "c002", "r002", "droplet-s-2vcpu-4gb", datetime(2026, 10, 25, tzinfo=UTC), 10))
     set_price(base, "droplet-s-1vcpu-1gb", "0.001")  # from 0.00893: its October users were over-billed
     land_month(base, 2026, 11, 30, {})
-    out = {}
+    return base
 
-    command = copy_workspace(base, base.root.parent / "command")
+
+def by_command(base, root) -> dict:
+    """`billops close --month 2026-11`: restates October first, then issues November."""
+    command = copy_workspace(base, root)
     result = command.close("2026-11", through_instance=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    out["command"] = outcome(command)
+    return outcome(command)
 
-    ui = copy_workspace(base, base.root.parent / "ui")
+
+def by_the_ui(base, root) -> dict:
+    """November alone, submitted as the UI's "Materialize" submits it; the daemon's restatement sensor then
+    requests October's restatement by itself."""
+    ui = copy_workspace(base, root)
     closed_before = {run_id for run_id, _ in ui.runs()}
     with through_instance(ui) as (settings, start_daemon):
         november = submit(ui, settings, "2026-11-01", {})  # the UI sets no billops tag
         daemon = start_daemon()
         try:
-            # November alone, then the daemon's restatement sensor requests October's restatement itself.
             records = wait_for(ui, lambda rs: any(r.dagster_run.tags.get("billops/trigger") == "restatement_sensor"
                                                   for r in rs) and not in_flight(rs))
         finally:
             from cli.instance_runs import stop_daemon
             stop_daemon(daemon)
     new = sorted((r for r in records if r.dagster_run.run_id not in closed_before), key=lambda r: r.create_timestamp)
-    out["ui_runs"] = [(r.dagster_run.run_id == november, r.dagster_run.tags.get("dagster/partition"),
-                       r.dagster_run.tags.get("billops/trigger"), r.dagster_run.status.value) for r in new]
-    out["ui"] = outcome(ui)
+    runs = [[r.dagster_run.run_id == november, r.dagster_run.tags.get("dagster/partition"),
+             r.dagster_run.tags.get("billops/trigger"), r.dagster_run.status.value] for r in new]
+    return {**outcome(ui), "runs": runs}
 
-    schedule = copy_workspace(base, base.root.parent / "schedule")
+
+def by_the_schedule(base, root) -> dict:
+    """The run requests of the schedule's tick on 2026-12-01 06:00 UTC, submitted together, in order."""
+    import dagster as dg
+
+    from orchestration.schedules import close_previous_month_schedule
+
+    schedule = copy_workspace(base, root)
     closed_before = {run_id for run_id, _ in schedule.runs()}
     with mock.patch.dict(os.environ, schedule.settings), schedule.instance() as instance:
         requests = close_previous_month_schedule(dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 12, 1, 6, tzinfo=UTC)))
-    out["schedule_requests"] = [(r.partition_key, r.tags.get("billops/trigger")) for r in requests]
     with through_instance(schedule) as (settings, start_daemon):
-        for request in requests:  # the scheduler submits a tick's run requests together, in order
+        for request in requests:
             submit(schedule, settings, request.partition_key, request.tags)
         daemon = start_daemon()
         try:
@@ -129,32 +140,21 @@ def three_ways(closed_golden, tmp_path_factory) -> dict:
         finally:
             from cli.instance_runs import stop_daemon
             stop_daemon(daemon)
-    out["schedule_runs"] = sorted((r.dagster_run.tags.get("dagster/partition"), r.dagster_run.status.value)
-                                  for r in records if r.dagster_run.run_id not in closed_before)
-    out["schedule"] = outcome(schedule)
-    return out
+    return {**outcome(schedule),
+            "requests": [[r.partition_key, r.tags.get("billops/trigger")] for r in requests],
+            "runs": sorted([r.dagster_run.tags.get("dagster/partition"), r.dagster_run.status.value]
+                           for r in records if r.dagster_run.run_id not in closed_before)}
 
 
-def test_the_command_restates_october_and_raises_its_credit_note(three_ways):
-    command = three_ways["command"]
-    assert {str(r[0]) for r in command["restatements"]} == {"2026-10-01"}
-    assert [r[6] for r in command["restatements"] if r[1] == "c002"] == ["late_usage"]  # r002 is a 2 vCPU Droplet
-    over_billed = sorted(r[1] for r in command["restatements"] if r[5] < 0)
-    assert over_billed and all(r[6] == "price_correction" for r in command["restatements"] if r[1] in over_billed)
-    # Unpaid (no payments landed): each over-billed invoice gets an R1 credit note for the difference.
-    assert sorted((kind, rule, customer) for kind, rule, customer, *_ in command["work_items"]) == [
-        ("credit_note", "R1", customer) for customer in over_billed]
-    assert {str(r[2]) for r in command["invoices"]} == {"2026-10-01", "2026-11-01"}
+WAYS = {"command": by_command, "ui": by_the_ui, "schedule": by_the_schedule}
 
 
-def test_the_ui_and_the_schedule_request_october_s_restatement_too(three_ways):
-    # The UI's November run, then the run the daemon's restatement sensor requested for October, nothing else.
-    assert three_ways["ui_runs"] == [(True, "2026-11-01", None, "SUCCESS"),
-                                     (False, "2026-10-01", "restatement_sensor", "SUCCESS")]
-    assert three_ways["schedule_requests"] == [("2026-10-01", "schedule"), ("2026-11-01", "schedule")]
-    assert three_ways["schedule_runs"] == [("2026-10-01", "SUCCESS"), ("2026-11-01", "SUCCESS")]
+def closed_by(way: str, closed_golden: ClosedGolden, tmp_path_factory) -> dict:
+    """What closing November `way` left, built once per test run (shared between xdist workers)."""
+    def build(root):
+        base = base_workspace(closed_golden, root / "base")
+        return WAYS[way](base, root / way)
+
+    return build_once(_shared_dir(tmp_path_factory), f"three-ways-{way}", build)[1]
 
 
-@pytest.mark.parametrize("way", ["ui", "schedule"])
-def test_every_way_leaves_the_same_restatements_invoices_and_work_items(three_ways, way):
-    assert three_ways[way] == three_ways["command"]
