@@ -1,6 +1,6 @@
 {{ config(materialized='view') }}
 -- Published invoice lines (docs/contract/published-interface.md, marts.invoice_lines): issued lines as issued,
--- and the draft lines of the month being closed while it is not issued yet.
+-- and the draft lines of a month not issued yet (int_invoice_lines_open, as marts.invoice_preview_lines).
 select
     invoice_number, line_number, customer_id, billing_month, sku, product, resource_id,
     description, quantity, unit, unit_price, amount
@@ -9,5 +9,4 @@ union all
 select
     invoice_number, line_number, customer_id, billing_month, sku, product, resource_id,
     description, quantity, unit, unit_price, amount
-from {{ ref('int_invoice_lines_drafted') }}
-where billing_month not in (select billing_month from {{ source('audit', 'issued_months') }})
+from {{ ref('int_invoice_lines_open') }}
