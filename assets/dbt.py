@@ -8,6 +8,10 @@ environment). Sources map to the ingestion and issuing assets through
 invoice line. Two dbt assets, because the published marts read the issued
 copy that the issuing asset writes after the drafts: rating (staging and
 intermediate) runs before the controls and issuing, publication (marts) after.
+
+A preview run (preview_month_job, tag billops/preview) runs a subset of both on a month not
+issued yet; `_build` refuses an issued month before dbt starts, so a preview never replaces the
+drafts a restatement compares with (docs/decisions.md #82).
 """
 
 import hashlib
@@ -23,6 +27,8 @@ from assets.dbt_project import dbt_project, prepare_for_loading
 from assets.kpi_metadata import with_kpi_metadata
 from config.billing_month import BillingMonth
 from config.partitions import monthly_partitions, run_month
+from warehouse.close_options import PREVIEW_TAG
+from warehouse.months import issued_months
 from warehouse.resource import WarehouseResource
 
 
@@ -59,8 +65,20 @@ def target_path(month: BillingMonth, variables: dict[str, str]) -> Path:
     return Path(dbt_project.project_dir) / "target" / "closes" / f"{month.key}-{key}"
 
 
+def refuse_issued_preview(context: dg.AssetExecutionContext, warehouse: WarehouseResource, month: BillingMonth) -> None:
+    """A preview rates an open month only: an issued month has invoices, not a preview (dg.Failure, no retry)."""
+    if context.run.tags.get(PREVIEW_TAG) != "true":
+        return
+    with warehouse.connect() as con:  # the preview run holds the warehouse's writer slot
+        issued = month.start in issued_months(con)
+    if issued:
+        raise dg.Failure(f"preview {month} refused: {month} is issued; its invoices are in marts.invoices "
+                         "(a preview rates only a month not issued yet); nothing was rated", allow_retries=False)
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     month = run_month(context)
+    refuse_issued_preview(context, warehouse, month)
     variables = dbt_vars(month, str(warehouse.warehouse_path))
     # dbt unit tests prove the SQL, not the month's data: the test suite runs them once
     # (tests/dbt/test_dbt_unit_tests.py), a close need not pay ~2 s each on every run.

@@ -94,6 +94,30 @@ def close(
 
 
 @app.command()
+def preview(
+    month: str = typer.Option(..., "--month", help="Billing month, YYYY-MM (one not issued yet).", callback=_check_month),
+    customer: str = typer.Option(None, "--customer", help="Only this customer's preview."),
+    output: str = typer.Option("table", "--format", help="table (readable, with totals) or json (one array)."),
+) -> None:
+    """Print MONTH's month-to-date invoices (marts.invoice_preview) from the published copy, never the warehouse."""
+    from cli.preview import NoPreview, as_json, as_table, read_preview
+    from config.billing_month import BillingMonth
+
+    if output not in ("table", "json"):
+        raise typer.BadParameter("must be table or json", param_hint="--format")
+    asked = BillingMonth.parse(month)
+    try:
+        found = read_preview(load_settings().published, asked, customer)
+    except NoPreview as none:
+        err_console.print(f"[red]preview {month}:[/red] {escape(str(none))}")
+        raise typer.Exit(1)
+    if output == "json":
+        print(as_json(found))  # plain print: Rich would wrap and colour the JSON
+    else:
+        console.print(as_table(found))
+
+
+@app.command()
 def generate(
     month: str = typer.Option(..., "--month", help="Month to generate, YYYY-MM.", callback=_check_month),
     customers: int = typer.Option(..., "--customers", min=1, help="Size of the customer base."),

@@ -2,8 +2,8 @@
 
 The domains export what they define — assets/definitions.py (ingestion, rating, issuing,
 publication), quality/definitions.py (the controls), workitems/definitions.py (the queue's step).
-This package adds what runs them: `close_month_job`, the monthly schedule, the restatement and
-alert sensors, and the resources bound from the settings.
+This package adds what runs them: `close_month_job`, `preview_month_job` (orchestration/preview.py), the
+monthly schedule, the restatement, alert and preview sensors, and the resources bound from the settings.
 """
 
 import warnings
@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.definitions import defs as close_assets
 from orchestration.jobs import close_month_job
+from orchestration.preview import preview_month_job, preview_sensors
 from orchestration.resources import build_resources
 from orchestration.restatement_sensor import restatement_sensors
 from orchestration.schedules import schedules
@@ -30,8 +31,8 @@ defs = dg.Definitions.merge(
     controls,
     work_items,
     dg.Definitions(
-        jobs=[close_month_job],
-        sensors=[*sensors, *restatement_sensors],
+        jobs=[close_month_job, preview_month_job],
+        sensors=[*sensors, *restatement_sensors, *preview_sensors],
         schedules=schedules,
         resources=build_resources(),
     ),

@@ -19,6 +19,9 @@ TRIGGER_TAG = "billops/trigger"
 # The warehouse's one writer slot: close_month_job carries this tag and the instance's run queue
 # runs one such run at a time (orchestration/instance_config.py); DuckDB allows one writing process.
 WAREHOUSE_SLOT_TAG = "billops/warehouse"
+# A preview run (preview_month_job): it rates an open month and publishes, never issues; the rating
+# refuses a month already issued (assets/dbt.py), so a preview never rewrites an issued month's drafts.
+PREVIEW_TAG = "billops/preview"
 ALLOW_MISSING_DAYS_TAG = "billops/allow_missing_days"
 FIRST_MONTH_TAG = "billops/first_month"
 
