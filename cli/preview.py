@@ -107,23 +107,30 @@ def as_json(preview: Preview) -> str:
     return json.dumps([{name: _json_value(name, row[name]) for name in COLUMNS} for row in preview.rows], indent=2)
 
 
+def _tax(row: dict) -> str:
+    """'VAT 19%', 'reverse charge', or '-' when no rule applies."""
+    if row["reverse_charge"]:
+        return "reverse charge"
+    if not row["tax_name"] or row["tax_rate"] is None:
+        return "-"
+    return f"{row['tax_name']} {(row['tax_rate'] * 100).normalize():f}%"
+
+
 def as_table(preview: Preview):
-    """A rich Table: one row per customer, the totals in its footer."""
+    """A rich Table in USD: one row per customer, the totals in its footer (fits 80 columns)."""
     from rich.markup import escape
     from rich.table import Table
 
     totals = preview.totals()
-    table = Table(title=f"billops preview {preview.month}: month-to-date invoices as of {preview.as_of} "
+    table = Table(title=f"billops preview {preview.month} as of {preview.as_of}: month-to-date invoices in USD "
                         "(drafts, not issued)", show_footer=True)
     table.add_column("customer", footer=f"{len(preview.rows)} invoices")
-    for name, label in (("subtotal", "subtotal"), ("credits_applied", "credits"), ("taxable_amount", "taxable"),
-                        ("tax_amount", "tax"), ("total", "total")):
+    money = (("subtotal", "subtotal"), ("credits_applied", "credits"), ("tax_amount", "tax"), ("total", "total"))
+    for name, label in money:
         table.add_column(label, justify="right", footer=f"{totals[name]:,.2f}")
-    table.add_column("tax")
-    table.add_column("currency")
+    table.add_column("tax rule")
     for row in preview.rows:
-        table.add_row(escape(row["customer_id"]), *(f"{row[name]:,.2f}" if row[name] is not None else "" for name in
-                                            ("subtotal", "credits_applied", "taxable_amount", "tax_amount", "total")),
-                      escape(f"{row['tax_name'] or '-'} {row['tax_rate']:.4%}") if row["tax_rate"] is not None else "-",
-                      escape(row["currency"] or ""))
+        table.add_row(escape(row["customer_id"]),
+                      *(f"{row[name]:,.2f}" if row[name] is not None else "" for name, _ in money),
+                      escape(_tax(row)))
     return table
