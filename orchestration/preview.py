@@ -27,7 +27,7 @@ import dagster as dg
 from assets.dbt import billing_dbt_models
 from assets.publication import published_copy
 from config.billing_month import BillingMonth
-from orchestration.jobs import close_month_job, IN_FLIGHT
+from orchestration.jobs import IN_FLIGHT, close_month_job
 from quality.definitions import defs as controls
 from warehouse.close_options import PREVIEW_TAG, TRIGGER_TAG, WAREHOUSE_SLOT_TAG
 from warehouse.close_state import close_state_in_store
