@@ -1,343 +1,53 @@
-"""Metered usage: the month's Parquet files → typed view, quarantine, re-deliveries.
+"""Metered usage of a billing month: every folder ingested (assets/usage_folder.py), then the month's aggregates.
 
-The files, ledger, per-file counts and metadata follow the one ingestion
-skeleton (`assets/ingestion.py`): a truncated, changed or vanished file of the
-month's folders is named and the close fails once the rest has loaded. What is
-usage's own lives here: the footer probe, the typed view and the flagging pass.
+The monthly close rates a fully ingested month. This asset first ingests every `usage/dt=D/`
+folder of the month that daily ingestion (assets/usage_day.py) has not ingested, or whose files,
+reference data or look-back changed since — so a close with no daily ingestion before it reads
+every file once, as it always did, and a close after daily ingestion reads no record at all — then
+copies the month's settled aggregates (`raw.usage_accepted_daily`) into `raw.usage_daily`, what
+dbt rates.
 
-The hot path stays near the Parquet (docs/performance.md): rows are never copied
-into DuckDB. `raw.usage_month_typed` is a typed view over the month's readable
-files (one read_parquet per kind of `quantity` storage, so a DECIMAL file never
-passes through a double); this asset settles which of its rows are rejected
-(`audit.quarantine`) or re-delivered (`audit.redeliveries`), and
-`raw.usage_month`, what dbt reads, is the typed view minus those, with each
-row's load time from the ledger. Re-running replaces the month's rows, so
-nothing is counted twice.
-
-De-duplication sorts the 64-bit `hash(event_id, reverse(event_id))` of every
-row in numpy to find the few repeated keys, flags them in the same single pass
-that checks the row rules, then settles only those exactly by event_id in
-(folder, file name, row) order: the first delivery stands, an identical later
-one is a re-delivery, a different one is quarantined. A valid row whose event_id the previous
-month accepted is quarantined too, naming that month's delivery (assets/usage_lookback.py, which
-also keeps the month's own accepted ids for the next month).
+`raw.usage_month`, the accepted records (a typed view over the month's files less the rows
+quarantined or re-delivered), stays a view for the few readers that need records: dbt's
+`stg_usage__events`, C14's examples when it fails, and a restatement's late-usage customers. It
+is not scanned on the path of a close that passes. The files, ledger and per-file counts follow
+the ingestion skeleton's rules (assets/ingestion.py): a truncated, changed or vanished file is
+named and the close fails once the rest has loaded.
 """
 
-
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from assets.ingestion import Batch, UnreadableFile, accepted_view_sql, ingest_files, raise_bad_files
+from assets.ingestion import Ingested, quarantined_by_reason, raise_bad_files, read_file_loads
 from assets.ledger import unverified_recorded_files
-from assets.usage_lookback import lookback_hashes, prune_index, settle_lookback, temp_hash_table, write_index
+from assets.usage_folder import ingest_folders, visible_sql
+from assets.usage_typed import (ACCEPTED_VIEW_SQL, FLAGGED_SQL, LOOKUPS_SQL, SOURCE_COLUMNS,  # noqa: F401 (re-exported)
+                                USAGE_COLUMNS, ParquetFooter, probe_parquet, repeated_event_hashes,
+                                sorted_event_hashes, usage_view_sql)
 from config.partitions import monthly_partitions
 from quality.usage_checks import USAGE_KEY, usage_check_specs, usage_is_priced, usage_rows_reconcile
-from warehouse.landing import sql_path_list, usage_month_files, usage_month_prefix
+from warehouse.landing import usage_month_prefix
 from warehouse.resource import WarehouseResource
 
-# column → (DuckDB type it is read as, required: a null is bad_schema)
-USAGE_COLUMNS = {
-    "event_id": ("VARCHAR", True),
-    "customer_id": ("VARCHAR", True),
-    "resource_id": ("VARCHAR", True),
-    "sku": ("VARCHAR", True),
-    "region": ("VARCHAR", False),
-    "start_time": ("TIMESTAMP", True),
-    "end_time": ("TIMESTAMP", True),
-    "quantity": ("DECIMAL(18,6)", True),
-}
-# The landed values, for quarantine's raw column. A floating quantity keeps its own column so a
-# UNION with DECIMAL files never widens their landed values to DOUBLE.
-SOURCE_COLUMNS = [f"src_{c}" for c in USAGE_COLUMNS] + ["src_quantity_double"]
-
-
-@dataclass(frozen=True)
-class ParquetFooter:
-    """What the footer says, read before any row: how many rows, which columns, how each is stored."""
-
-    rows: int
-    columns: frozenset[str]
-    floating_quantity: bool  # FLOAT/DOUBLE: converted through its shortest text (decisions.md #24)
-    utc_timestamps: frozenset[str] = frozenset()  # timestamp columns stored as UTC instants (tz-aware)
-    native: frozenset[str] = frozenset()  # columns already stored as the type they are read as
-
-    @property
-    def kind(self) -> tuple:
-        """Files of one kind are read by one read_parquet with the same casts."""
-        return (self.floating_quantity, self.utc_timestamps, self.native)
-
-
-def _is_native(column: str, arrow_type: pa.DataType) -> bool:
-    duck_type = USAGE_COLUMNS[column][0]
-    if duck_type == "VARCHAR":
-        return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
-    if duck_type == "TIMESTAMP":
-        return pa.types.is_timestamp(arrow_type) and arrow_type.tz is None and arrow_type.unit == "us"
-    return arrow_type == pa.decimal128(18, 6)
-
-
-def probe_parquet(_con, path: Path) -> ParquetFooter:
-    """The file's footer, or UnreadableFile saying why pyarrow cannot read it (truncated, not Parquet)."""
-    try:
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-        rows = parquet.metadata.num_rows
-    except Exception as exc:
-        raise UnreadableFile(f"unreadable Parquet ({type(exc).__name__}: {exc})") from exc
-    floating = "quantity" in schema.names and pa.types.is_floating(schema.field("quantity").type)
-    types = {name: schema.field(name).type for name in schema.names if name in USAGE_COLUMNS}
-    utc = frozenset(name for name, t in types.items() if USAGE_COLUMNS[name][0] == "TIMESTAMP"
-                    and pa.types.is_timestamp(t) and t.tz is not None and t.unit in ("s", "ms", "us"))
-    native = frozenset(name for name, t in types.items() if _is_native(name, t))
-    return ParquetFooter(rows, frozenset(schema.names), floating, utc, native)
-
-
-def _quantity_cast(floating: bool) -> str:
-    """A DECIMAL (or text, or integer) quantity casts straight to DECIMAL(18,6), exactly. A DOUBLE goes
-    through its shortest round-trip text first, so 2.675 is 2.675000 and 5e-07 rounds half up to
-    0.000001; a direct DOUBLE cast (or DuckDB's round) works on the binary fraction instead."""
-    return "try_cast(quantity::VARCHAR AS DECIMAL(18,6))" if floating else "try_cast(quantity AS DECIMAL(18,6))"
-
-
-def _group_select(landing: Path, files: list[Path], columns_present: set[str], kind: tuple) -> str:
-    """One read_parquet over files of one kind (same storage of every column), typed like every other group.
-
-    A column stored as the type it is read as is taken as is, and cannot fail its type check; a UTC
-    timestamp becomes the naive UTC timestamp by its epoch microseconds (exact, and ~100x cheaper than
-    a cast through the time-zone library, which cost ~12 s a column on a 200M-row month).
-    """
-    floating, utc_timestamps, native = kind
-    source = {c: (c if c in columns_present else "NULL::VARCHAR") for c in USAGE_COLUMNS}
-    casts = {c: f"try_cast({source[c]} AS {t})" for c, (t, _) in USAGE_COLUMNS.items()}
-    for c in native:
-        casts[c] = c
-    for c in utc_timestamps:
-        casts[c] = f"make_timestamp(epoch_us({c}))"
-    if "quantity" in columns_present and "quantity" not in native:
-        casts["quantity"] = _quantity_cast(floating)
-    checks = []
-    for c, (t, required) in USAGE_COLUMNS.items():
-        if c not in columns_present:
-            if required:
-                checks.append(f"WHEN true THEN 'missing column {c}'")
-            continue
-        if required:
-            checks.append(f"WHEN {c} IS NULL THEN '{c} is null'")
-        if c not in native and c not in utc_timestamps:
-            checks.append(f"WHEN {c} IS NOT NULL AND {casts[c]} IS NULL THEN '{c} is not a {t}: ' || {c}::VARCHAR")
-    # An untyped NULL takes the other groups' type in the UNION, so no group widens another's values.
-    originals = {f"src_{c}": (c if c in columns_present else "NULL") for c in USAGE_COLUMNS}
-    originals["src_quantity_double"] = "NULL::DOUBLE"
-    if floating:
-        originals["src_quantity"], originals["src_quantity_double"] = "NULL", "quantity::DOUBLE"
-    return f"""
-SELECT
-  substr(filename, {len(str(landing)) + 2}) AS source_file,
-  file_row_number + 1 AS row_number,
-  {', '.join(f"{casts[c]} AS {c}" for c in USAGE_COLUMNS)},
-  CASE {' '.join(checks)} END AS schema_error,
-  -- the values as landed, for quarantine's raw column (turned into JSON only for rejected rows)
-  {', '.join(f"{expr} AS {name}" for name, expr in originals.items())}
-FROM read_parquet({sql_path_list(files)}, filename = true, file_row_number = true, union_by_name = true)"""
-
-
-def usage_view_sql(landing: Path, files: list[Path], footers: dict[Path, ParquetFooter]) -> str:
-    """The typed view over the month's files; casts live here once, for ingestion and dbt alike.
-
-    Files are grouped by how their columns are stored (ParquetFooter.kind), one read_parquet per
-    group joined by UNION ALL: one union_by_name read over a DECIMAL and a DOUBLE file would read
-    both as DOUBLE (123456789012.345678 → …345680). Each file is still scanned once; a month of one
-    kind is one read.
-    """
-    if not files:
-        cols = ", ".join(f"NULL::{t} AS {c}" for c, (t, _) in USAGE_COLUMNS.items())
-        return (
-            "CREATE OR REPLACE VIEW raw.usage_month_typed AS SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, "
-            f"{cols}, NULL::VARCHAR AS schema_error, "
-            + ", ".join(f"NULL::{'DOUBLE' if c == 'src_quantity_double' else 'VARCHAR'} AS {c}" for c in SOURCE_COLUMNS)
-            + " WHERE false"
-        )
-    groups = []
-    for kind in dict.fromkeys(footers[f].kind for f in files):  # in the order first met
-        group = [f for f in files if footers[f].kind == kind]
-        present = set().union(*(footers[f].columns for f in group))
-        groups.append(_group_select(landing, group, present, kind))
-    return "CREATE OR REPLACE VIEW raw.usage_month_typed AS" + "\nUNION ALL".join(groups)
-
-
-ACCEPTED_VIEW_SQL = accepted_view_sql("raw.usage_month", "raw.usage_month_typed", "usage", ["schema_error", *SOURCE_COLUMNS])
-
-LOOKUPS_SQL = """
--- Small lookup tables for the flagging pass: known customers, and the (SKU, day) pairs
--- of the month that have a price row in effect.
-CREATE OR REPLACE TEMP TABLE usage_known_customers AS SELECT DISTINCT customer_id FROM raw.customers;
-CREATE OR REPLACE TEMP TABLE usage_priced_days AS
-SELECT DISTINCT p.sku, d::DATE AS day
-FROM raw.price_book p, range($start::TIMESTAMP, $end::TIMESTAMP, INTERVAL 1 DAY) r(d)
-WHERE try_cast(p.effective_from AS DATE) <= d::DATE
-  AND (p.effective_to IS NULL OR d::DATE < try_cast(p.effective_to AS DATE))
-"""
-
-FLAGGED_SQL = """
--- One pass: every row that breaks a rule, and every row whose event_id hash repeats.
--- Only those rows reach the projection, so the raw JSON is built for them alone.
-CREATE OR REPLACE TEMP TABLE usage_flagged AS
-SELECT u.source_file, u.row_number, u.event_id,
-  CASE WHEN u.src_quantity_double IS NULL THEN to_json(struct_pack({raw}))
-       ELSE to_json(struct_pack({raw_double})) END::VARCHAR AS raw,
-  struct_pack(u.customer_id, u.resource_id, u.sku, u.region, u.start_time, u.end_time, u.quantity) AS content,
-  CASE
-    WHEN u.schema_error IS NOT NULL THEN 'bad_schema'
-    WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP THEN 'outside_month'
-    WHEN u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'bad_interval'
-    WHEN u.quantity < 0 THEN 'negative_quantity'
-    WHEN kc.customer_id IS NULL THEN 'unknown_customer'
-    WHEN pd.sku IS NULL THEN 'no_price'
-  END AS reason,
-  CASE
-    WHEN u.schema_error IS NOT NULL THEN u.schema_error
-    WHEN u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP
-      THEN 'start_time ' || u.start_time::VARCHAR || ' is outside the folder''s month ' || strftime($start::TIMESTAMP, '%Y-%m')
-    WHEN u.end_time <= u.start_time THEN 'end_time ' || u.end_time::VARCHAR || ' is not after start_time ' || u.start_time::VARCHAR
-    WHEN u.end_time - u.start_time > INTERVAL 1 HOUR THEN 'interval of ' || (u.end_time - u.start_time)::VARCHAR || ' is longer than one hour'
-    WHEN u.quantity < 0 THEN 'quantity ' || u.quantity::VARCHAR || ' is negative'
-    WHEN kc.customer_id IS NULL
-      THEN 'customer ' || u.customer_id || ' is not in reference/customers.csv'
-    WHEN pd.sku IS NULL THEN 'no price row of sku ' || u.sku || ' in effect on ' || u.start_time::DATE::VARCHAR
-  END AS detail
-FROM raw.usage_month_typed u
-LEFT JOIN usage_known_customers kc ON kc.customer_id = u.customer_id
-LEFT JOIN usage_priced_days pd ON pd.sku = u.sku AND pd.day = u.start_time::DATE
-WHERE u.schema_error IS NOT NULL
-   OR u.start_time < $start::TIMESTAMP OR u.start_time >= $end::TIMESTAMP
-   OR u.end_time <= u.start_time OR u.end_time - u.start_time > INTERVAL 1 HOUR
-   OR u.quantity < 0
-   OR kc.customer_id IS NULL
-   OR pd.sku IS NULL
-   OR hash(u.event_id, reverse(u.event_id)) IN (SELECT h FROM usage_repeated_hashes)
-""".replace("{raw}", ", ".join(f"{c} := u.src_{c}" for c in USAGE_COLUMNS)).replace(
-    "{raw_double}", ", ".join(f"{c} := u.src_{c}" if c != "quantity" else "quantity := u.src_quantity_double" for c in USAGE_COLUMNS))
-
-REPEATS_SQL = """
--- Settle the candidates exactly by event_id, in (folder, file name, row) order, among valid rows.
-CREATE OR REPLACE TEMP TABLE usage_repeats AS
-WITH ranked AS (
-  SELECT *,
-    row_number() OVER w AS delivery,
-    first_value(source_file) OVER w AS first_file,
-    first_value(row_number) OVER w AS first_row_number,
-    first_value(content) OVER w AS first_content
-  FROM usage_flagged
-  WHERE reason IS NULL
-  WINDOW w AS (PARTITION BY event_id ORDER BY source_file, row_number)
-)
-SELECT source_file, row_number, event_id, raw, first_file, first_row_number,
-       content IS NOT DISTINCT FROM first_content AS same_content
-FROM ranked WHERE delivery > 1
-"""
-
-
-def sorted_event_hashes(con) -> np.ndarray:
-    """The 64-bit hash(event_id, reverse(event_id)) of every row of the month with an event id, sorted.
-
-    Repeated keys are found by sorting, not grouping: grouping 200M distinct keys costs 10+ GB;
-    fetching the hashes as one uint64 array and sorting it takes ~6 s and 2 GiB. Hash collisions
-    only add candidates: REPEATS_SQL settles them exactly by event_id. DuckDB's plain
-    `hash(event_id)` collided for ~2% of 200M generated ids that share long prefixes (5M false
-    candidates); mixing in the reversed id brought that to 0. The same sorted array feeds the
-    month's event index and the look-back (assets/usage_lookback.py).
-    """
-    hashes = con.execute(
-        "SELECT hash(event_id, reverse(event_id)) AS h FROM raw.usage_month_typed WHERE event_id IS NOT NULL"
-    ).fetchnumpy()["h"]
-    hashes.sort()
-    return hashes
-
-
-def repeated_event_hashes(hashes: np.ndarray) -> np.ndarray:
-    """The hashes that occur more than once in the sorted array."""
-    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
-
-
-WRITE_SQL = """
-DELETE FROM audit.quarantine WHERE source = 'usage' AND file LIKE $prefix;
-INSERT INTO audit.quarantine
-  SELECT 'usage', source_file, row_number, event_id, reason, detail, raw, $now FROM usage_flagged WHERE reason IS NOT NULL
-  UNION ALL
-  SELECT 'usage', source_file, row_number, event_id, 'conflicting_duplicate',
-         'event_id ' || event_id || ' first delivered in ' || first_file || ' row ' || first_row_number || ' with different content',
-         raw, $now
-  FROM usage_repeats WHERE NOT same_content;
-DELETE FROM audit.redeliveries WHERE source = 'usage' AND file LIKE $prefix;
-INSERT INTO audit.redeliveries
-  SELECT 'usage', source_file, row_number, event_id, first_file, first_row_number, $now
-  FROM usage_repeats WHERE same_content;
-"""
-
-
-# The accepted usage aggregated once per (customer, resource, SKU, UTC day) while the files are
-# at hand: rating (dbt), the independent re-rating (C2) and completeness (C3) all start from
-# these ~10M rows instead of re-reading 200M+ records (docs/performance.md). The same scan
-# counts the accepted rows per file (GROUPING SETS), which is what usage_rows_reconcile holds
-# against the ledger: a second full scan of the accepted view only to count would cost as much.
 USAGE_DAILY_KEY = dg.AssetKey(["raw", "usage_daily"])
+
+# What dbt rates: the month's accepted usage per (customer, resource, SKU, UTC day), settled.
 USAGE_DAILY_SQL = """
-CREATE OR REPLACE TEMP TABLE usage_accepted_groups AS
-SELECT grouping(t.source_file) AS per_day, t.source_file,
-       t.customer_id, t.resource_id, t.sku, t.start_time::DATE AS usage_date,
-       sum(t.quantity)::DECIMAL(38,6) AS quantity, count(*) AS records, max(t.start_time) AS last_start_time
-FROM raw.usage_month_typed t
--- the rows raw.usage_month leaves out (quarantined or re-delivered), from this run's small temp tables,
--- so the 200M-row scan needs neither the audit tables nor the ledger join of the view
-ANTI JOIN (
-  SELECT source_file, row_number FROM usage_flagged WHERE reason IS NOT NULL
-  UNION ALL
-  SELECT source_file, row_number FROM usage_repeats
-) r ON r.source_file = t.source_file AND r.row_number = t.row_number
-GROUP BY GROUPING SETS ((t.customer_id, t.resource_id, t.sku, usage_date), (t.source_file));
 CREATE OR REPLACE TABLE raw.usage_daily AS
 SELECT customer_id, resource_id, sku, usage_date, quantity, records, last_start_time
-FROM usage_accepted_groups WHERE per_day = 1;
-CREATE OR REPLACE TEMP TABLE usage_file_counts AS
-SELECT source_file, records AS n FROM usage_accepted_groups WHERE per_day = 0;
-DROP TABLE usage_accepted_groups
+FROM raw.usage_accepted_daily WHERE billing_month = ?
 """
-# What usage_rows_reconcile counts per file: the rows summed into raw.usage_daily (what rating reads).
-USAGE_VISIBLE_SQL = "SELECT source_file, n FROM usage_file_counts"
 
 
-def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime) -> dict[str, int]:
-    """Typed view, then the one flagging pass, then the audit rows; rows read come from the footers."""
-    params = {"start": start, "end": end}
-    con.execute(usage_view_sql(batch.landing, [f.path for f in batch.files], {f.path: batch.probes[f.rel] for f in batch.files}))
+def month_records_view(con, landing: Path, month: date) -> None:
+    """raw.usage_month_typed and raw.usage_month over the files the month's folders loaded (footers only)."""
+    rels = [rel for (rel,) in con.execute(
+        "SELECT file FROM raw.usage_folder_files WHERE billing_month = ? ORDER BY file", [month]).fetchall()]
+    paths = [landing / rel for rel in rels if (landing / rel).is_file()]
+    con.execute(usage_view_sql(landing, paths, {p: probe_parquet(con, p) for p in paths}))
     con.execute(ACCEPTED_VIEW_SQL)
-    for statement in LOOKUPS_SQL.split(";"):
-        con.execute(statement, params if "$start" in statement else None)
-    month = start.date()
-    hashes = sorted_event_hashes(con)
-    repeated = repeated_event_hashes(hashes)
-    lookback = lookback_hashes(con, month, hashes)  # shared with the previous month's accepted ids
-    write_index(con, month, hashes)  # every id of the month; those it rejects are pruned below
-    del hashes  # 1.6 GB at 200M rows
-    temp_hash_table(con, "usage_lookback_hashes", lookback)
-    temp_hash_table(con, "usage_repeated_hashes", np.union1d(repeated, lookback))  # both reach the flagging pass
-    con.execute(FLAGGED_SQL, params)
-    settle_lookback(con, batch.landing, month)  # a valid row with an id the month before accepted
-    con.execute(REPEATS_SQL)
-    values = {"prefix": usage_month_prefix(start.date()), "now": batch.now}
-    for statement in WRITE_SQL.split(";"):
-        if statement.strip():
-            con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
-    prune_index(con, month)
-    for statement in USAGE_DAILY_SQL.split(";"):
-        con.execute(statement)
-    return {f.rel: batch.probes[f.rel].rows for f in batch.files}
 
 
 @dg.multi_asset(
@@ -345,8 +55,8 @@ def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime)
         dg.AssetSpec(
             USAGE_KEY, group_name="landing", kinds={"duckdb", "parquet"},
             deps=[dg.AssetKey(["raw", "customers"]), dg.AssetKey(["raw", "price_book"])],
-            description="Accepted usage of the month: raw.usage_month, a typed view over the month's Parquet files less "
-                        "the rows quarantined (audit.quarantine) or re-delivered (audit.redeliveries).",
+            description="Accepted usage of the month: every usage/dt=D/ folder ingested (daily or now), rows quarantined "
+                        "(audit.quarantine) or re-delivered (audit.redeliveries); raw.usage_month the records view.",
         ),
         dg.AssetSpec(
             USAGE_DAILY_KEY, group_name="landing", kinds={"duckdb"}, deps=[USAGE_KEY],
@@ -358,21 +68,21 @@ def load_usage(con, batch: Batch[ParquetFooter], start: datetime, end: datetime)
     check_specs=usage_check_specs,
 )
 def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Ingest the month's usage: ledger every file, quarantine bad rows, settle duplicates."""
-    window = context.partition_time_window
-    start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-    month = start.date()
+    """Ingest the month's folders not yet ingested (or changed), then hand dbt the month's aggregates."""
+    month = context.partition_time_window.start.date()
     landing = warehouse.landing_path
     with warehouse.connect() as con:
-        ingested = ingest_files(
-            con, source="usage", landing=landing, paths=usage_month_files(landing, month),
-            scope=usage_month_prefix(month), probe=probe_parquet,
-            load=lambda con, batch: load_usage(con, batch, start, end), month=month,
-        )
-        # The whole ledger, every close: another month's usage file gone or changed fails this close too.
-        ingested.problems |= unverified_recorded_files(con, landing, "usage", usage_month_prefix(month))
-        checks = [usage_rows_reconcile(con, month, USAGE_VISIBLE_SQL), usage_is_priced(con, month)]
+        batch = ingest_folders(con, landing, month)
+        context.log.info(f"usage {month:%Y-%m}: {len(batch.days)} folder(s) ingested by this close "
+                         f"({', '.join(f'{d:%d}' for d in batch.days) or 'none: all ingested before'})")
+        # The whole ledger, every close, by a stat per file (a hash where size or mtime moved).
+        problems = batch.problems | unverified_recorded_files(con, landing, "usage", "")
+        con.execute(USAGE_DAILY_SQL, [month])
+        month_records_view(con, landing, month)
+        ingested = Ingested("usage", read_file_loads(con, "usage", month),
+                            quarantined_by_reason(con, "usage", usage_month_prefix(month)), problems)
+        checks = [usage_rows_reconcile(con, month, visible_sql(month)), usage_is_priced(con, month)]
         days = con.execute("SELECT count(*), coalesce(sum(records), 0) FROM raw.usage_daily").fetchone()
     raise_bad_files(context, "usage", [ingested])
-    yield ingested.result(USAGE_KEY, checks)
+    yield ingested.result(USAGE_KEY, checks, folders_ingested=len(batch.days))
     yield dg.MaterializeResult(asset_key=USAGE_DAILY_KEY, metadata={"rows": days[0], "records": days[1]})

@@ -182,6 +182,67 @@ CREATE TABLE IF NOT EXISTS raw.usage_event_index (
     billing_month DATE NOT NULL,
     event_hash    UBIGINT NOT NULL
 );
+-- Daily usage ingestion (assets/usage_folder.py, docs/contract/inputs.md "Daily ingestion"): what each
+-- ingested usage/dt=D/ folder leaves behind so that the month is settled without re-reading it.
+-- The folder's state: its files (rel -> sha256) and the reference and look-back it was judged against.
+CREATE TABLE IF NOT EXISTS raw.usage_folder_state (
+    billing_month DATE NOT NULL,
+    folder_day    DATE NOT NULL PRIMARY KEY,
+    files         VARCHAR NOT NULL,   -- JSON object: file path → sha256, of the files loaded
+    reference     VARCHAR NOT NULL,   -- fingerprint of the customers and price rows the row rules used
+    lookback      VARCHAR NOT NULL,   -- fingerprint of the previous month's index the look-back used
+    ingested_at   TIMESTAMP NOT NULL
+);
+-- Per file of the folder: rows read (footer) and rows valid (passed every row rule and the look-back).
+CREATE TABLE IF NOT EXISTS raw.usage_folder_files (
+    billing_month DATE NOT NULL,
+    folder_day    DATE NOT NULL,
+    file          VARCHAR NOT NULL,
+    rows_read     BIGINT NOT NULL,
+    valid         BIGINT NOT NULL
+);
+-- The folder's valid rows summed per (customer, resource, SKU, UTC day), duplicates not yet settled.
+CREATE TABLE IF NOT EXISTS raw.usage_folder_daily (
+    billing_month   DATE NOT NULL,
+    folder_day      DATE NOT NULL,
+    customer_id     VARCHAR,
+    resource_id     VARCHAR,
+    sku             VARCHAR,
+    usage_date      DATE,
+    quantity        DECIMAL(38,6),
+    records         BIGINT,
+    last_start_time TIMESTAMP
+);
+-- The distinct hash(event_id, reverse(event_id)) of the folder's valid rows, in hash order.
+CREATE TABLE IF NOT EXISTS raw.usage_folder_hashes (
+    billing_month DATE NOT NULL,
+    folder_day    DATE NOT NULL,
+    event_hash    UBIGINT NOT NULL
+);
+-- The month's valid rows whose hash another valid row of the month shares: what settles duplicates.
+CREATE TABLE IF NOT EXISTS raw.usage_candidates (
+    billing_month DATE NOT NULL,
+    folder_day    DATE NOT NULL,
+    source_file   VARCHAR NOT NULL,
+    row_number    BIGINT NOT NULL,
+    event_id      VARCHAR NOT NULL,
+    event_hash    UBIGINT NOT NULL,
+    content       STRUCT(customer_id VARCHAR, resource_id VARCHAR, sku VARCHAR, region VARCHAR,
+                         start_time TIMESTAMP, end_time TIMESTAMP, quantity DECIMAL(18,6)),
+    raw           VARCHAR
+);
+-- The month's accepted usage per (customer, resource, SKU, UTC day), duplicates settled, as of the
+-- folders ingested so far: what the close copies into raw.usage_daily for dbt.
+CREATE TABLE IF NOT EXISTS raw.usage_accepted_daily (
+    billing_month   DATE NOT NULL,
+    customer_id     VARCHAR,
+    resource_id     VARCHAR,
+    sku             VARCHAR,
+    usage_date      DATE,
+    quantity        DECIMAL(38,6),
+    records         BIGINT,
+    last_start_time TIMESTAMP
+);
 -- Columns added after the first release, so that a warehouse closed by an older billops opens.
 -- modified_ns: the file's mtime when last verified; a close stats every recorded file and hashes
 -- only one whose size or mtime moved (whole-ledger check, assets/ledger.py).
