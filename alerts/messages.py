@@ -54,9 +54,19 @@ def billing_month_of(run: dg.DagsterRun, partition: str | None = None) -> date |
     """The month a close run billed, from its partition (e.g. `2026-10-01`)."""
     value = partition or run.tags.get(PARTITION_TAG)
     try:
-        return date.fromisoformat(value) if value else None
+        return date.fromisoformat(value).replace(day=1) if value else None  # a day's run: its month
     except ValueError:
         return None
+
+
+DAY_JOB = "ingest_usage_day_job"
+
+
+def _what(run: dg.DagsterRun, month: date | None, partition: str | None = None) -> str:
+    """What the run did, for the message: the close of a month, or the usage ingestion of one day."""
+    if run.job_name == DAY_JOB:
+        return f"usage ingestion of day {partition or run.tags.get(PARTITION_TAG) or 'unknown'}"
+    return f"close of {_month_label(month)}"
 
 
 def _month_label(month: date | None) -> str:
@@ -180,7 +190,7 @@ def failed_close_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, config:
                 event.event_type == dg.DagsterEventType.ENGINE_EVENT and worker_died(event.message or "")):
             run_failures.append(clip(" ".join((event.message or record.event_log_entry.user_message).split()), MAX_ERROR_CHARS))
     month = billing_month_of(run)
-    lines = [f"billops: close of {_month_label(month)} FAILED (run {run.run_id[:8]})"]
+    lines = [f"billops: {_what(run, month)} FAILED (run {run.run_id[:8]})"]
     for title, items in (("Failed steps", steps), ("Failed checks", blocking), ("Warnings", warnings)):
         if items:
             lines.append(f"{title}:")
@@ -207,7 +217,7 @@ def failed_check_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun, config
         text = "\n".join(
             [
                 f"billops: {evaluation.severity.value} check {evaluation.check_name} failed "
-                f"in the close of {_month_label(month)} (run {run.run_id[:8]} succeeded)",
+                f"in the {_what(run, month, evaluation.partition)} (run {run.run_id[:8]} succeeded)",
                 f"- {check_item(evaluation)}",
                 f"Run: {config.run_link(run.run_id)}",
             ]

@@ -14,8 +14,9 @@ from assets.publication import publication_assets
 from assets.reference import reference_snapshots
 from assets.tickets import tickets
 from assets.usage import usage
+from assets.usage_day import usage_day
 
 defs = dg.Definitions(
-    assets=[reference_snapshots, usage, tickets, payments, billing_dbt_models, issued_invoices, published_marts,
+    assets=[reference_snapshots, usage, usage_day, tickets, payments, billing_dbt_models, issued_invoices, published_marts,
             *publication_assets],
 )

@@ -26,6 +26,29 @@ def _header(path) -> list[str]:
         return [c.strip() for c in handle.readline().rstrip("\r\n").split(",")]
 
 
+def load_reference_tables(con, landing, names: list[str], now: datetime) -> dict[str, int]:
+    """raw.<name> from reference/<name>.csv as it stands, for each name: rows loaded per name.
+
+    The close loads all four and records their hashes; a day's usage ingestion (assets/usage_day.py)
+    loads customers and the price book only, the two its row rules read, and records nothing.
+    """
+    loaded = {}
+    for name in names:
+        path = landing / "reference" / f"{name}.csv"
+        rel = path.relative_to(landing).as_posix()
+        columns = ", ".join(f"'{c}': 'VARCHAR'" for c in REFERENCE_COLUMNS[name])
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE raw.{name} AS
+            SELECT *, ? AS _source_file, ? AS _loaded_at
+            FROM read_csv(?, header = true, columns = {{{columns}}}, quote = '"', escape = '"')
+            """,
+            [rel, now, str(path)],
+        )
+        loaded[name] = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
+    return loaded
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(["raw", name], group_name="landing", description=f"reference/{name}.csv as landed (text columns).",
@@ -55,18 +78,8 @@ def reference_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseR
     with warehouse.connect() as con:
         con.execute("BEGIN")
         con.execute("DELETE FROM audit.reference_snapshots WHERE billing_month = ?", [month])
-        for name, path in paths.items():
-            rel = path.relative_to(landing).as_posix()
-            columns = ", ".join(f"'{c}': 'VARCHAR'" for c in REFERENCE_COLUMNS[name])
-            con.execute(
-                f"""
-                CREATE OR REPLACE TABLE raw.{name} AS
-                SELECT *, ? AS _source_file, ? AS _loaded_at
-                FROM read_csv(?, header = true, columns = {{{columns}}}, quote = '"', escape = '"')
-                """,
-                [rel, now, str(path)],
-            )
-            rows = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
+        for name, rows in load_reference_tables(con, landing, list(paths), now).items():
+            rel = paths[name].relative_to(landing).as_posix()
             f = described[rel]
             con.execute(
                 "INSERT INTO audit.reference_snapshots VALUES (?, ?, ?, ?, ?, ?)",

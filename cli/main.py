@@ -118,6 +118,32 @@ def preview(
 
 
 @app.command()
+def ingest() -> None:
+    """Ingest every landed usage day not yet ingested (or changed) of the months not yet issued, in this process."""
+    from cli.ingest import IngestRefused, ingest_landed
+
+    settings = load_settings()
+    if not settings.landing.is_dir():
+        err_console.print(f"[red]ingest failed:[/red] landing zone {escape(str(settings.landing))} does not exist "
+                          "(BILLOPS_LANDING)")
+        raise typer.Exit(2)
+    try:
+        outcome = ingest_landed(settings)
+    except IngestRefused as refused:
+        err_console.print(f"[red]ingest refused:[/red] {escape(str(refused))}; nothing was ingested")
+        raise typer.Exit(2)
+    for month, days in outcome.days.items():
+        shown = ", ".join(f"{d:%d}" for d in days) if days else "none (all ingested)"
+        console.print(f"usage {month:%Y-%m}: {len(days)} day(s) ingested: {shown}")
+    for month in outcome.skipped:
+        console.print(f"usage {month:%Y-%m}: issued, left to its restatement at the next close")
+    if outcome.problems:
+        for rel, why in sorted(outcome.problems.items()):
+            err_console.print(f"[red]not ingested:[/red] {escape(rel)}: {escape(why)}")
+        raise typer.Exit(1)
+
+
+@app.command()
 def generate(
     month: str = typer.Option(..., "--month", help="Month to generate, YYYY-MM.", callback=_check_month),
     customers: int = typer.Option(..., "--customers", min=1, help="Size of the customer base."),

@@ -11,12 +11,13 @@ import warnings
 import dagster as dg
 
 from assets.definitions import defs as close_assets
-from orchestration.jobs import close_month_job
+from orchestration.jobs import close_month_job, ingest_usage_day_job
 from orchestration.preview import preview_month_job, preview_sensors
 from orchestration.resources import build_resources
 from orchestration.restatement_sensor import restatement_sensors
 from orchestration.schedules import schedules
 from orchestration.sensors import sensors
+from orchestration.usage_sensor import usage_sensors
 from quality.definitions import defs as controls
 from workitems.definitions import defs as work_items
 
@@ -31,8 +32,8 @@ defs = dg.Definitions.merge(
     controls,
     work_items,
     dg.Definitions(
-        jobs=[close_month_job, preview_month_job],
-        sensors=[*sensors, *restatement_sensors, *preview_sensors],
+        jobs=[close_month_job, ingest_usage_day_job, preview_month_job],
+        sensors=[*sensors, *restatement_sensors, *usage_sensors, *preview_sensors],
         schedules=schedules,
         resources=build_resources(),
     ),

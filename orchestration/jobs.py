@@ -1,16 +1,33 @@
-"""Jobs: the monthly close materializes every asset of a billing month."""
+"""Jobs: the monthly close materializes every monthly asset of a billing month; a day's usage its own job.
+
+Both carry the warehouse's writer tag: the instance's run queue runs one of them at a time, so a
+day's ingestion never runs beside a close (DuckDB allows one writing process).
+"""
 
 import dagster as dg
 
+from quality.usage_checks import USAGE_DAY_KEY
 from warehouse.close_options import WAREHOUSE_SLOT_TAG
+
+# The daily partitioned assets: never part of a close (a job's assets share one partitioning).
+DAILY = dg.AssetSelection.assets(USAGE_DAY_KEY)
 
 close_month_job = dg.define_asset_job(
     name="close_month_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - DAILY - dg.AssetSelection.checks_for_assets(USAGE_DAY_KEY),
     description="Ingest, rate, prove and issue one billing month (billops close --month YYYY-MM).",
     # DuckDB allows one writing process: every step runs in the run's process, one at a time, and the
     # instance's run queue starts one run with this tag at a time (orchestration/instance_config.py):
     # a second close waits in the queue instead of failing on the warehouse's lock.
+    executor_def=dg.in_process_executor,
+    tags={WAREHOUSE_SLOT_TAG: "writer"},
+)
+
+
+ingest_usage_day_job = dg.define_asset_job(
+    name="ingest_usage_day_job",
+    selection=DAILY,
+    description="Ingest one landed usage/dt=D/ folder and settle its month (the landing sensor, billops ingest).",
     executor_def=dg.in_process_executor,
     tags={WAREHOUSE_SLOT_TAG: "writer"},
 )

@@ -25,9 +25,12 @@ from alerts.messages import failed_check_alerts, failed_close_alert
 from alerts.mirror import publish_alerts
 from alerts.store import claimed_keys
 from config.settings import load_settings
-from orchestration.jobs import close_month_job
+from orchestration.jobs import close_month_job, ingest_usage_day_job
 
 CLOSE_JOB = close_month_job.name
+# The jobs whose failures and failed checks alert: the close, and a day's usage ingestion (its checks judge one
+# folder the day it lands, so the alert names the day).
+ALERTED_JOBS = (CLOSE_JOB, ingest_usage_day_job.name)
 
 TICK_SECONDS = 30
 # Runs finishing while a tick reads may carry an update time just before the cursor; re-reading the
@@ -44,12 +47,13 @@ def _publish_alerts() -> str:
     name="alert_on_failed_close_sensor",
     minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="One alert per failed close run (a killed run worker is marked failed by Dagster first).",
+    description="One alert per failed close or day-ingestion run (a killed run worker is marked failed by Dagster first).",
 )
 def alert_on_failed_close_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     instance = context.instance
     config = alert_config()
-    failed = instance.get_run_records(dg.RunsFilter(job_name=CLOSE_JOB, statuses=[dg.DagsterRunStatus.FAILURE]))
+    failed = [record for job in ALERTED_JOBS
+              for record in instance.get_run_records(dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.FAILURE]))]
     already = claimed_keys([record.dagster_run.run_id for record in failed])
     sent = 0
     for record in failed:
@@ -64,15 +68,15 @@ def alert_on_failed_close_sensor(context: dg.SensorEvaluationContext) -> dg.Skip
     name="alert_on_failed_warning_check_sensor",
     minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="One alert per failed warning check in a close run that succeeded.",
+    description="One alert per failed check in a close or day-ingestion run that succeeded (a day's checks never block).",
 )
 def alert_on_failed_warning_check_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     instance = context.instance
     config = alert_config()
     since = datetime.fromtimestamp(float(context.cursor), tz=timezone.utc) - CURSOR_OVERLAP if context.cursor else None
-    succeeded = instance.get_run_records(
-        dg.RunsFilter(job_name=CLOSE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since)
-    )
+    succeeded = [record for job in ALERTED_JOBS for record in instance.get_run_records(
+        dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since)
+    )]
     drafts = [draft for record in succeeded for draft in failed_check_alerts(instance, record.dagster_run, config)]
     already = claimed_keys([draft.dedup_key for draft in drafts])
     sent = sum(raise_alert(draft, config) is not None for draft in drafts if draft.dedup_key not in already)

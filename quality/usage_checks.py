@@ -52,3 +52,67 @@ def usage_is_priced(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetChec
             "examples": dg.MetadataValue.json([r[2] for r in unpriced[:10]]),
         },
     )
+
+
+# --- the day's checks (assets/usage_day.py): judged on one usage/dt=D/ folder as it lands -------------
+# Not blocking: a failed day check alerts that day (orchestration/sensors.py) and blocks nothing;
+# the close judges the month again with the checks above.
+USAGE_DAY_KEY = dg.AssetKey(["raw", "usage_day"])
+DAY_READABLE, DAY_PRICED, DAY_RECONCILE = "usage_day_files_readable", "C9_usage_day_is_priced", "usage_day_rows_reconcile"
+
+usage_day_check_specs = [
+    dg.AssetCheckSpec(DAY_READABLE, asset=USAGE_DAY_KEY,
+                      description="Every file of the day's folder could be read and is unchanged since the ledger recorded it."),
+    dg.AssetCheckSpec(DAY_PRICED, asset=USAGE_DAY_KEY,
+                      description="C9 on the day: no row of the day's folder quarantined with reason no_price."),
+    dg.AssetCheckSpec(DAY_RECONCILE, asset=USAGE_DAY_KEY,
+                      description="Per file of the day's folder: rows read = accepted + re-delivered + quarantined, "
+                                  "and accepted = the rows summed into the month's aggregates."),
+]
+
+
+def usage_day_readable(problems: dict[str, str]) -> dg.AssetCheckResult:
+    """Failed, naming each file of the folder that could not be loaded and why."""
+    return dg.AssetCheckResult(
+        asset_key=USAGE_DAY_KEY, check_name=DAY_READABLE, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+        description=("; ".join(f"{rel}: {why}" for rel, why in sorted(problems.items())) if problems
+                     else "every file of the folder loaded"),
+        metadata={"files_not_loaded": len(problems), "files": dg.MetadataValue.json(sorted(problems))},
+    )
+
+
+def usage_day_is_priced(con: duckdb.DuckDBPyConnection, prefix: str) -> dg.AssetCheckResult:
+    """C9 on the folder's files (`prefix`, a LIKE pattern)."""
+    unpriced = con.execute(
+        """
+        SELECT json_extract_string(raw, '$.sku') AS sku, count(*) AS rows, min(file || ' row ' || row_number) AS example
+        FROM audit.quarantine WHERE source = 'usage' AND reason = 'no_price' AND file LIKE ?
+        GROUP BY 1 ORDER BY 2 DESC
+        """, [prefix]).fetchall()
+    total = sum(r[1] for r in unpriced)
+    return dg.AssetCheckResult(
+        asset_key=USAGE_DAY_KEY, check_name=DAY_PRICED, passed=total == 0, severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"C9 failed: {total} usage rows quarantined as no_price (SKUs: "
+                     + ", ".join(r[0] or "?" for r in unpriced[:10]) + "; first: " + unpriced[0][2] + ")")
+        if total else "C9: every valid row of the folder is priced",
+        metadata={"no_price_rows": total, "skus": dg.MetadataValue.json({r[0] or "?": r[1] for r in unpriced[:10]})},
+    )
+
+
+def usage_day_rows_reconcile(con: duckdb.DuckDBPyConnection, month: date, prefix: str,
+                             visible_sql: str) -> dg.AssetCheckResult:
+    """The reconciliation of quality/ingestion_checks.py on the folder's files only."""
+    rows = con.execute(
+        f"""
+        SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0)
+        FROM audit.file_loads l LEFT JOIN ({visible_sql}) v ON v.source_file = l.file
+        WHERE l.source = 'usage' AND l.billing_month = ? AND l.file LIKE ? ORDER BY l.file
+        """, [month, prefix]).fetchall()
+    bad = [r[0] for r in rows if r[1] != r[2] + r[3] + r[4] or r[2] != r[5]]
+    return dg.AssetCheckResult(
+        asset_key=USAGE_DAY_KEY, check_name=DAY_RECONCILE, passed=not bad, severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(bad)} of {len(rows)} files do not reconcile: {', '.join(bad[:10])}" if bad
+        else f"all {len(rows)} files reconcile",
+        metadata={"files_checked": len(rows), "rows_read": sum(r[1] for r in rows),
+                  "rows_accepted": sum(r[2] for r in rows), "rows_quarantined": sum(r[4] for r in rows)},
+    )
