@@ -1,6 +1,6 @@
 """Usage, one landed `usage/dt=D/` folder at a time, settled month-wide without re-reading earlier days.
 
-The contract makes the day folder the unit of landing, but two rules are month-wide (inputs.md): a
+The contract makes the day folder the unit of landing, but two rules are month-wide (docs/contract/inputs.md): a
 record of the month may sit in any of its folders, and the first delivery of an event_id in
 (folder, file name, row) order stands. So a folder's ingestion keeps what the month needs to
 settle it later, and reads no other folder in full (docs/decisions.md #73):

@@ -1,5 +1,6 @@
 """Daily ingestion measured: one generated month landed a folder at a time, `billops ingest` after each, then
-the close; beside the full close from nothing and the hand-written query (../shared/bench/perf_limit.py).
+the close; beside the full close from nothing and the hand-written query (perf_limit.py of the shared bench
+folder beside the repository, when it is there).
 
     python bench/daily_bench.py --customers 10000 --month 2026-10 --root /tmp/bench-daily
 
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import BILLOPS, run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-PERF_LIMIT = REPO.parent / "shared" / "bench" / "perf_limit.py"
+PERF_LIMIT = REPO.parent / "shared" / "bench" / "perf_limit.py"  # the issue's yardstick, outside the repository
 
 
 def workspace(root: Path, name: str) -> dict:
