@@ -314,7 +314,7 @@ WITH ranked AS (
   FROM raw.usage_candidates WHERE billing_month = $month
   WINDOW w AS (PARTITION BY event_id ORDER BY source_file, row_number)
 )
-SELECT source_file, row_number, event_id, raw, content, first_file, first_row_number,
+SELECT source_file, row_number, event_id, raw, content, first_content, first_file, first_row_number,
        content IS NOT DISTINCT FROM first_content AS same_content
 FROM ranked WHERE delivery > 1;
 DELETE FROM audit.quarantine q WHERE q.source = 'usage' AND q.reason = 'conflicting_duplicate' AND q.file LIKE $prefix
@@ -332,7 +332,14 @@ INSERT INTO audit.redeliveries
 CREATE OR REPLACE TEMP TABLE usage_removed AS
 SELECT content.customer_id AS customer_id, content.resource_id AS resource_id, content.sku AS sku,
        content.start_time::DATE AS usage_date, sum(content.quantity) AS quantity, count(*) AS records,
-       max(content.start_time) AS last_start_time
+       -- the latest start among the removed records whose standing delivery is not in the same group at the
+       -- same start (a re-delivery always is, and so is a conflicting one differing only in quantity or region)
+       max(content.start_time) FILTER (WHERE NOT same_content AND (
+         struct_extract(content, 'customer_id') IS DISTINCT FROM struct_extract(first_content, 'customer_id')
+         OR struct_extract(content, 'resource_id') IS DISTINCT FROM struct_extract(first_content, 'resource_id')
+         OR struct_extract(content, 'sku') IS DISTINCT FROM struct_extract(first_content, 'sku')
+         OR struct_extract(content, 'start_time') IS DISTINCT FROM struct_extract(first_content, 'start_time')))
+         AS last_at_risk
 FROM usage_repeats GROUP BY ALL;
 DELETE FROM raw.usage_accepted_daily WHERE billing_month = $month;
 INSERT INTO raw.usage_accepted_daily
@@ -348,42 +355,57 @@ FROM total t LEFT JOIN usage_removed r
 WHERE t.records - coalesce(r.records, 0) > 0
 """
 
-# Groups whose latest record may be one that did not stand: their last_start_time is recomputed.
+# Groups whose latest record may be one that did not stand, and the folders that hold each.
 STALE_LAST_SQL = """
-SELECT a.customer_id, a.resource_id, a.sku, a.usage_date,
-       (SELECT list(DISTINCT f.folder_day) FROM raw.usage_folder_daily f
-        WHERE f.billing_month = $month AND f.customer_id = a.customer_id AND f.resource_id = a.resource_id
-          AND f.sku = a.sku AND f.usage_date = a.usage_date) AS folders
+CREATE OR REPLACE TEMP TABLE usage_stale_last AS
+SELECT a.customer_id, a.resource_id, a.sku, a.usage_date
 FROM raw.usage_accepted_daily a JOIN usage_removed r
   ON r.customer_id = a.customer_id AND r.resource_id = a.resource_id AND r.sku = a.sku AND r.usage_date = a.usage_date
-WHERE a.billing_month = $month AND r.last_start_time >= a.last_start_time
+WHERE a.billing_month = $month AND r.last_at_risk >= a.last_start_time
+"""
+
+# One read of the folders concerned, filtered by the groups' keys: their latest accepted start.
+EXACT_LAST_SQL = """
+UPDATE raw.usage_accepted_daily SET last_start_time = x.last_start_time
+FROM (
+  SELECT u.customer_id, u.resource_id, u.sku, u.start_time::DATE AS usage_date, max(u.start_time) AS last_start_time
+  FROM usage_other_typed u SEMI JOIN usage_stale_last k
+    ON k.customer_id = u.customer_id AND k.resource_id = u.resource_id AND k.sku = u.sku
+   AND k.usage_date = u.start_time::DATE
+  WHERE NOT EXISTS (SELECT 1 FROM audit.quarantine q WHERE q.source = 'usage'
+                    AND q.file = u.source_file AND q.row_number = u.row_number)
+    AND NOT EXISTS (SELECT 1 FROM audit.redeliveries r WHERE r.source = 'usage'
+                    AND r.file = u.source_file AND r.row_number = u.row_number)
+  GROUP BY ALL
+) x
+WHERE usage_accepted_daily.billing_month = $month AND usage_accepted_daily.customer_id = x.customer_id
+  AND usage_accepted_daily.resource_id = x.resource_id AND usage_accepted_daily.sku = x.sku
+  AND usage_accepted_daily.usage_date = x.usage_date
 """
 
 
 def _exact_last_start(con, landing: Path, month: date) -> int:
-    """The latest accepted start of a group whose latest valid record did not stand (rare: a conflicting
-    duplicate on the group's last hour): read from the folders that hold the group, filtered by key."""
-    stale = con.execute(STALE_LAST_SQL, {"month": month}).fetchall()
-    for customer, resource, sku, day, folders in stale:
-        rels = [rel for (rel,) in con.execute(
-            "SELECT file FROM raw.usage_folder_files WHERE list_contains(?, folder_day) ORDER BY file",
-            [folders]).fetchall()]
-        paths = [landing / rel for rel in rels if (landing / rel).is_file()]
-        if not paths:
-            continue
+    """The latest accepted start of each group whose latest valid record may not stand (rare: a conflicting
+    duplicate at another time or key, on the group's last hour), read back from the folders holding the
+    group, filtered by key: one read for all such groups. How many groups."""
+    con.execute(STALE_LAST_SQL, {"month": month})
+    stale = con.execute("SELECT count(*) FROM usage_stale_last").fetchone()[0]
+    if not stale:
+        return 0
+    rels = [rel for (rel,) in con.execute("""
+        SELECT DISTINCT ff.file FROM raw.usage_folder_files ff
+        WHERE ff.billing_month = $month AND ff.folder_day IN (
+          SELECT DISTINCT f.folder_day FROM raw.usage_folder_daily f SEMI JOIN usage_stale_last k
+            ON k.customer_id = f.customer_id AND k.resource_id = f.resource_id AND k.sku = f.sku
+           AND k.usage_date = f.usage_date
+          WHERE f.billing_month = $month)
+        ORDER BY 1""", {"month": month}).fetchall()]
+    paths = [landing / rel for rel in rels if (landing / rel).is_file()]
+    if paths:
         con.execute(_temp_view(usage_view_sql(landing, paths, {p: probe_parquet(con, p) for p in paths},
                                               view=OTHER_VIEW)))
-        con.execute("""
-            UPDATE raw.usage_accepted_daily SET last_start_time = (
-              SELECT max(u.start_time) FROM usage_other_typed u
-              WHERE u.customer_id = $c AND u.resource_id = $r AND u.sku = $s AND u.start_time::DATE = $d
-                AND NOT EXISTS (SELECT 1 FROM audit.quarantine q WHERE q.source = 'usage'
-                                AND q.file = u.source_file AND q.row_number = u.row_number)
-                AND NOT EXISTS (SELECT 1 FROM audit.redeliveries x WHERE x.source = 'usage'
-                                AND x.file = u.source_file AND x.row_number = u.row_number))
-            WHERE billing_month = $m AND customer_id = $c AND resource_id = $r AND sku = $s AND usage_date = $d""",
-                    {"c": customer, "r": resource, "s": sku, "d": day, "m": month})
-    return len(stale)
+        con.execute(EXACT_LAST_SQL, {"month": month})
+    return stale
 
 
 def settle_month(con, landing: Path, month: date, now: datetime) -> dict[str, int]:
