@@ -44,9 +44,23 @@ def _generate(landing: Path) -> None:
     generate(MONTH, 12, 23, landing, anomalies="default", progress=False)
 
 
+def _last_of_a_group(landing: Path) -> pa.Table:
+    """The latest record of one (customer, resource, SKU) on day 10, from folder 10's first file."""
+    (first, *_) = sorted((landing / "usage" / "dt=2026-10-10").glob("*.parquet"))
+    table = pq.read_table(first)
+    keys = ["customer_id", "resource_id", "sku"]
+    last = table.group_by(keys).aggregate([("start_time", "max"), ("start_time", "count")])
+    last = last.filter(pc.greater(last["start_time_count"], 3)).slice(0, 1)
+    mask = pc.and_(pc.and_(pc.equal(table["customer_id"], last["customer_id"][0]),
+                           pc.equal(table["resource_id"], last["resource_id"][0])),
+                   pc.and_(pc.equal(table["sku"], last["sku"][0]), pc.equal(table["start_time"], last["start_time_max"][0])))
+    return table.filter(mask).slice(0, 1)
+
+
 def _late_file(landing: Path) -> pa.Table:
     """Rows of folders 10 and 15 (accepted there), again: the first three identical, the next three with a
-    quantity one unit higher; plus one row of folder 02 identical (a re-delivery of the late file itself)."""
+    quantity one unit higher; one row of folder 02 identical (a re-delivery of the late file itself); and the
+    latest record of a group of day 10 thirty minutes earlier (so the group's latest start moves)."""
     picked = []
     for day, n in (("10", 4), ("15", 2), ("02", 1)):
         (first, *_) = sorted((landing / "usage" / f"dt=2026-10-{day}").glob("*.parquet"))
@@ -55,7 +69,13 @@ def _late_file(landing: Path) -> pa.Table:
     changed = pc.add(table["quantity"].cast(pa.float64()), 1.0).cast(table.schema.field("quantity").type)
     quantity = pa.concat_arrays([table["quantity"].combine_chunks()[:3], changed.combine_chunks()[3:6],
                                  table["quantity"].combine_chunks()[6:]])
-    return table.set_column(table.schema.get_field_index("quantity"), "quantity", quantity)
+    table = table.set_column(table.schema.get_field_index("quantity"), "quantity", quantity)
+    moved = _last_of_a_group(landing)
+    half_hour = pa.scalar(1800 * 10**6, pa.duration("us"))
+    for column in ("start_time", "end_time"):
+        moved = moved.set_column(moved.schema.get_field_index(column), column,
+                                 pc.subtract(moved[column], half_hour).cast(moved.schema.field(column).type))
+    return pa.concat_tables([table, moved.cast(table.schema)])
 
 
 def _day_runs(ws: Workspace, instance: dg.DagsterInstance) -> list[str]:
@@ -91,6 +111,8 @@ def two_closes(tmp_path_factory) -> dict:
     source = root / "source"
     _generate(source)
     late = _late_file(source)
+    moved = {k: v for k, v in late.slice(late.num_rows - 1).to_pylist()[0].items()}
+    moved["start_time"] = moved["start_time"].replace(tzinfo=None) if moved["start_time"].tzinfo else moved["start_time"]
 
     # A: every file landed, one close.
     at_once = Workspace.at(root / "at-once")
@@ -121,7 +143,7 @@ def two_closes(tmp_path_factory) -> dict:
     after_days = daily.query("SELECT * EXCLUDE (billing_month) FROM raw.usage_accepted_daily ORDER BY ALL")
     closed_daily = daily.close(MONTH)
     assert closed_daily.returncode == 0, closed_daily.stdout + closed_daily.stderr
-    return {"at_once": _rows(at_once), "daily": _rows(daily), "after_days": after_days, "runs": runs,
+    return {"moved": moved, "at_once": _rows(at_once), "daily": _rows(daily), "after_days": after_days, "runs": runs,
             "folders": [f.name[3:] for f in folders], "before_late": state_before_late, "after_late": state_after_late,
             "late_quarantine": late_quarantine, "close_stdout": closed_daily.stdout, "daily_ws": daily}
 
@@ -149,9 +171,15 @@ def test_a_late_file_in_an_earlier_folder_moves_the_standing_delivery_without_re
     # identical repeats: folder 10's copies are now the re-deliveries of the late file's
     assert sum(1 for file, first in redelivered if file.startswith("usage/dt=2026-10-10/") and first == LATE) == 3
     # different content: the later folders' deliveries are quarantined, naming the late file's row
-    assert {r[0][:20] for r in conflicting} == {"usage/dt=2026-10-10/", "usage/dt=2026-10-15/"} and len(conflicting) == 3
+    assert {r[0][:20] for r in conflicting} == {"usage/dt=2026-10-10/", "usage/dt=2026-10-15/"} and len(conflicting) == 4
     # the late file's own copy of folder 02's record is a re-delivery of folder 02's
     assert any(file == LATE and first.startswith("usage/dt=2026-10-02/") for file, first in redelivered)
+    # the group whose latest record lost to the late file's earlier copy: its latest start is that copy's
+    # (its record before: an hour earlier at most, so 30 minutes later than any other), read independently
+    moved = two_closes["moved"]
+    (last,) = [r[6] for r in at_once["usage_daily"]
+               if r[:4] == (moved["customer_id"], moved["resource_id"], moved["sku"], date(2026, 10, 10))]
+    assert last == moved["start_time"]
     # right after folder 03's re-ingestion the quarantine already says so
     assert [r for r in two_closes["late_quarantine"] if r[3] == "conflicting_duplicate" and LATE in (r[4] or "")] \
         == conflicting
