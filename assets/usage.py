@@ -22,7 +22,7 @@ import dagster as dg
 
 from assets.ingestion import Ingested, quarantined_by_reason, raise_bad_files, read_file_loads
 from assets.ledger import unverified_recorded_files
-from assets.usage_folder import ingest_folders, visible_sql
+from assets.usage_folder import ingest_folders, refresh_usage_daily, visible_sql
 from assets.usage_typed import (ACCEPTED_VIEW_SQL, FLAGGED_SQL, LOOKUPS_SQL, SOURCE_COLUMNS,  # noqa: F401 (re-exported)
                                 USAGE_COLUMNS, ParquetFooter, probe_parquet, repeated_event_hashes,
                                 sorted_event_hashes, usage_view_sql)
@@ -32,13 +32,6 @@ from warehouse.landing import usage_month_prefix
 from warehouse.resource import WarehouseResource
 
 USAGE_DAILY_KEY = dg.AssetKey(["raw", "usage_daily"])
-
-# What dbt rates: the month's accepted usage per (customer, resource, SKU, UTC day), settled.
-USAGE_DAILY_SQL = """
-CREATE OR REPLACE TABLE raw.usage_daily AS
-SELECT customer_id, resource_id, sku, usage_date, quantity, records, last_start_time
-FROM raw.usage_accepted_daily WHERE billing_month = ?
-"""
 
 
 def month_records_view(con, landing: Path, month: date) -> None:
@@ -77,7 +70,7 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                          f"({', '.join(f'{d:%d}' for d in batch.days) or 'none: all ingested before'})")
         # The whole ledger, every close, by a stat per file (a hash where size or mtime moved).
         problems = batch.problems | unverified_recorded_files(con, landing, "usage", "")
-        con.execute(USAGE_DAILY_SQL, [month])
+        refresh_usage_daily(con, month)
         month_records_view(con, landing, month)
         ingested = Ingested("usage", read_file_loads(con, "usage", month),
                             quarantined_by_reason(con, "usage", usage_month_prefix(month)), problems)

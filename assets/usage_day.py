@@ -3,8 +3,9 @@
 Requested by the landing sensor (orchestration/usage_sensor.py) or `billops ingest`, run in its own
 job (`ingest_usage_day_job`) that holds the warehouse's writer slot like a close. It loads the
 customers and price book as they stand (what the row rules judge by), ingests the folder and
-settles the month (assets/usage_folder.py): the month's accepted aggregates are then current as of
-the days ingested. The checks that can judge a day run here, so a bad file is heard of the day it
+settles the month (assets/usage_folder.py): the month's accepted aggregates, and raw.usage_daily that
+the month-to-date preview rates (orchestration/preview.py runs it after each successful day), are
+then current as of the days ingested. The checks that can judge a day run here, so a bad file is heard of the day it
 lands: unreadable or changed files, C9 (unpriced usage), the per-file reconciliation. They are not
 blocking: the step succeeds with the rest of the folder loaded, the alert sensor sends one message
 per failed check and day, and the close judges the month again as it always did.
@@ -16,7 +17,7 @@ import dagster as dg
 
 from assets.ingestion import read_file_loads
 from assets.reference import load_reference_tables
-from assets.usage_folder import folder_prefix, ingest_folders, visible_sql
+from assets.usage_folder import folder_prefix, ingest_folders, refresh_usage_daily, visible_sql
 from config.partitions import daily_partitions
 from quality.usage_checks import (USAGE_DAY_KEY, USAGE_KEY, usage_day_check_specs, usage_day_is_priced,
                                   usage_day_readable, usage_day_rows_reconcile)
@@ -31,6 +32,7 @@ def ingest_day(con, landing, day) -> tuple[object, list]:
     month = day.replace(day=1)
     load_reference_tables(con, landing, RULE_REFERENCES, datetime.now(timezone.utc).replace(tzinfo=None))
     batch = ingest_folders(con, landing, month, [day])
+    refresh_usage_daily(con, month)  # what the month-to-date preview rates
     prefix = folder_prefix(day)
     checks = [usage_day_readable(batch.problems), usage_day_is_priced(con, prefix),
               usage_day_rows_reconcile(con, month, prefix, visible_sql(month))]

@@ -424,6 +424,21 @@ def settle_month(con, landing: Path, month: date, now: datetime) -> dict[str, in
                             [month]).fetchall())
 
 
+# What dbt rates: one month's accepted usage per (customer, resource, SKU, UTC day), settled. The close
+# writes it for the month it closes; a day's ingestion for its month, so that the month-to-date preview
+# (orchestration/preview.py) rates the days ingested so far.
+USAGE_DAILY_SQL = """
+CREATE OR REPLACE TABLE raw.usage_daily AS
+SELECT customer_id, resource_id, sku, usage_date, quantity, records, last_start_time
+FROM raw.usage_accepted_daily WHERE billing_month = ?
+"""
+
+
+def refresh_usage_daily(con, month: date) -> None:
+    """raw.usage_daily := the month's settled aggregates."""
+    con.execute(USAGE_DAILY_SQL, [month])
+
+
 def visible_sql(month: date) -> str:
     """Per file of the month: the valid rows less the candidates that did not stand (what rating sums)."""
     m = f"DATE '{month:%Y-%m-%d}'"

@@ -16,7 +16,7 @@ import duckdb
 
 from assets.reference import load_reference_tables
 from assets.usage_day import RULE_REFERENCES
-from assets.usage_folder import ingest_folders
+from assets.usage_folder import ingest_folders, refresh_usage_daily
 from config.settings import Settings
 from warehouse.landing import landed_usage_months
 from warehouse.resource import WarehouseResource
@@ -55,6 +55,9 @@ def ingest_landed(settings: Settings) -> IngestOutcome:
             batch = ingest_folders(con, settings.landing, month)
             outcome.days[month] = batch.days
             outcome.problems |= batch.problems
+        open_months = [m for m in months if m not in issued]
+        if open_months:  # the newest open month is what a preview rates next
+            refresh_usage_daily(con, open_months[-1])
     finally:
         connection.__exit__(None, None, None)
     return outcome
