@@ -140,7 +140,11 @@ def test_the_second_run_waited_for_the_first_and_restated_nothing(two_closes_wit
     (first_id, first, _, first_end), (second_id, second, second_start, _) = out["runs"]
     assert (first, second) == ("SUCCESS", "SUCCESS")
     assert second_start >= first_end  # queued behind the warehouse's slot, not run beside it
-    first_out, second_out = (" ".join(o[0].split()) for o in out["outputs"])
+    # The command started first usually submits first, but on a loaded machine the other can win the race to
+    # the queue: each command's output is matched to its run by the run id it prints.
+    outputs = [" ".join(o[0].split()) for o in out["outputs"]]
+    (first_out,) = [o for o in outputs if f"Dagster run {first_id}" in o]
+    (second_out,) = [o for o in outputs if f"Dagster run {second_id}" in o]
     assert "close 2026-10 succeeded: issued" in first_out and "7 invoices, 17 lines" in first_out
     assert f"queued: waiting for the warehouse behind run(s) {first_id}" in second_out
     table = "".join(c for c in second_out if not c.isspace() and c not in "│┃")  # Rich wraps the table's cells
