@@ -37,6 +37,16 @@ DEFAULTS: dict[str, str] = {
     "BILLOPS_UI_URL": "http://localhost:3000",     # the Dagster UI, for links in alerts
     # Work items (docs/workitems.md): one POST per new item; none: no webhook.
     "BILLOPS_WORKITEM_WEBHOOK_URL": "",
+    # The billing team's console (docs/console.md): where `billops console` listens by default,
+    # how long a session lives without a request, the per-kind SLA targets of the queue, and
+    # the optional single sign-on through a trusted reverse proxy (a header naming the account,
+    # believed only from the listed proxy addresses; none: local passwords only).
+    "BILLOPS_CONSOLE_HOST": "127.0.0.1",
+    "BILLOPS_CONSOLE_PORT": "8765",
+    "BILLOPS_CONSOLE_SESSION_MINUTES": "60",
+    "BILLOPS_SLA_HOURS": "refund=48,credit_note=48,payment_extension=24",
+    "BILLOPS_CONSOLE_PROXY_HEADER": "",
+    "BILLOPS_CONSOLE_TRUSTED_PROXIES": "",
 }
 ENVIRONMENTS = ("local", "ci", "prod")
 # The settings whose values are URLs, and so may carry a secret (config/redaction.py).
@@ -139,4 +149,39 @@ def alert_settings() -> AlertSettings:
         smtp_port=int(setting("BILLOPS_SMTP_PORT")),
         email_from=setting("BILLOPS_ALERT_EMAIL_FROM") or f"billops@{socket.gethostname()}",
         ui_url=setting("BILLOPS_UI_URL").rstrip("/"),
+    )
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The console's settings (docs/console.md). `proxy_header` is honoured only from `trusted_proxies`."""
+
+    host: str
+    port: int
+    session_minutes: int
+    sla_hours: dict[str, int]
+    proxy_header: str
+    trusted_proxies: tuple[str, ...]
+
+
+def _sla_hours(text: str) -> dict[str, int]:
+    """`kind=hours,...` over the defaults: a setting may name only the kinds it changes."""
+    hours = {}
+    for part in (DEFAULTS["BILLOPS_SLA_HOURS"] + "," + text).split(","):
+        if part.strip():
+            kind, _, value = part.partition("=")
+            if not value.strip().isdigit() or int(value) <= 0:
+                raise ValueError(f"BILLOPS_SLA_HOURS: {part.strip()!r} is not kind=hours (a positive whole number)")
+            hours[kind.strip()] = int(value)
+    return hours
+
+
+def console_settings() -> ConsoleSettings:
+    return ConsoleSettings(
+        host=setting("BILLOPS_CONSOLE_HOST"),
+        port=int(setting("BILLOPS_CONSOLE_PORT")),
+        session_minutes=int(setting("BILLOPS_CONSOLE_SESSION_MINUTES")),
+        sla_hours=_sla_hours(_read("BILLOPS_SLA_HOURS")),
+        proxy_header=setting("BILLOPS_CONSOLE_PROXY_HEADER"),
+        trusted_proxies=tuple(a.strip() for a in setting("BILLOPS_CONSOLE_TRUSTED_PROXIES").split(",") if a.strip()),
     )
