@@ -35,7 +35,7 @@ from config.settings import workitem_webhook_url
 from workitems.identity import os_user, person_key, visible
 from workitems.tables import (  # noqa: F401 - the engines and the vocabulary are the store's interface too
     APPROVAL_THRESHOLD, CHANNELS, COLUMNS, DECIDED, KINDS, RULES, STATUSES, NoQueue, existing_queue_engine,
-    queue_engine, work_item_events, work_item_numbers, work_items,
+    queue_engine, work_item_assignees, work_item_events, work_item_numbers, work_items,
 )
 from workitems.webhook import post_items
 
@@ -271,9 +271,14 @@ def _decider(by: str, verb: str) -> str:
     return by
 
 
-def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None, channel: str = "command") -> Decision:
+def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None, channel: str = "command",
+            may_settle_four_eyes: bool = True) -> Decision:
     """Approve as `by` (the identity its channel established); an item that requires approval needs a
-    second approver who is another person (after `person_key`) than the first, and neither is the raiser."""
+    second approver who is another person (after `person_key`) than the first, and neither is the raiser.
+
+    `may_settle_four_eyes=False` (a console specialist, decisions #91) lets `by` record the first
+    approval of a four-eyes item but not the one that settles it; judged inside the item's lock, so
+    an approval recorded by someone else a moment earlier cannot turn a proposal into the final word."""
     by = _decider(by, "approves")
     me = person_key(by)
     with engine.begin() as conn:
@@ -295,6 +300,9 @@ def approve(engine: Engine, work_item_id: str, by: str, note: str | None = None,
             record_event(conn, work_item_id, "approval_recorded", by, note, "open", "open", channel)
             return Decision(work_item_id, "open", approvals,
                             f"{work_item_id}: approval 1 of {needed} recorded by {by}; a second person must approve")
+        if needed == 2 and not may_settle_four_eyes:
+            raise Refused(f"{work_item_id} already has its first approval ({visible(item['approvals'][0])}); "
+                          "the second approval of a four-eyes item needs an approver")
         _move(conn, item, "approved", by, {"decided_at": _now(), "decided_by": by})
         record_event(conn, work_item_id, "approved", by, note, item["status"], "approved", channel)
         who = " and ".join(approvals)
@@ -332,3 +340,22 @@ def mark_done(engine: Engine, work_item_id: str, evidence: Mapping, by: str = "p
         record_event(conn, work_item_id, "done", by, json.dumps(dict(evidence), sort_keys=True, default=_json_default),
                      "approved", "done", channel)
         return True
+
+
+def assignees(engine: Engine) -> dict[str, str]:
+    """Who works each item now (work_item_id -> assignee), in one query (for listings)."""
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(work_item_assignees.c.work_item_id, work_item_assignees.c.assignee)).all())
+
+
+def assign(engine: Engine, work_item_id: str, to: str, by: str, channel: str = "console") -> str:
+    """Make `to` the item's assignee (an open item only), audited as an `assigned` event by `by`."""
+    to, by = _decider(to, "is assigned"), _decider(by, "assigns")
+    with engine.begin() as conn:
+        item = _locked_item(conn, work_item_id)
+        if item["status"] != "open":
+            raise Refused(f"{work_item_id} is {item['status']}; only an open item is assigned")
+        conn.execute(work_item_assignees.delete().where(work_item_assignees.c.work_item_id == work_item_id))
+        conn.execute(work_item_assignees.insert().values(work_item_id=work_item_id, assignee=to, assigned_at=_now()))
+        record_event(conn, work_item_id, "assigned", by, f"assigned to {to}", "open", "open", channel)
+    return f"{work_item_id} assigned to {to}"

@@ -100,7 +100,17 @@ work_item_events = sa.Table(
     sa.Column("channel", sa.String(16)),
 )
 
-CHANNELS = ("command", "close", "sensor")
+# Who works an item now (the console's "assign to me"): one row per item, replaced on reassignment;
+# every assignment is also an `assigned` event of the audit trail.
+work_item_assignees = sa.Table(
+    "work_item_assignees", metadata,
+    sa.Column("work_item_id", sa.String(16), primary_key=True),
+    sa.Column("assignee", sa.String(128), nullable=False),
+    sa.Column("assigned_at", sa.DateTime(), nullable=False),  # UTC
+)
+
+# `console`: a person logged in to the billing team's console (console/), decisions #90.
+CHANNELS = ("command", "close", "sensor", "console")
 
 
 class NoQueue(Exception):
@@ -139,6 +149,8 @@ def _upgrade(engine: Engine, create_tables: bool) -> None:
             with engine.begin() as conn:
                 if create_tables:
                     metadata.create_all(conn)
+                else:  # a queue made by an older billops has no assignees table: the console adds it
+                    work_item_assignees.create(conn, checkfirst=True)
                 _add_channel_column(conn)
             return
         except sa.exc.DatabaseError:  # another process created the tables or the column between check and write
