@@ -9,12 +9,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from config.settings import load_settings
+from cli.console import console_command, report_command, users_app
 from cli.workitems import workitems_app
 
 app = typer.Typer(help="billops: a billing-operations lakehouse.", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 console = Console()
 err_console = Console(stderr=True)
 app.add_typer(workitems_app, name="workitems")
+app.add_typer(users_app, name="users")
 
 
 @app.callback()
@@ -186,3 +188,8 @@ def simulate(
     counts = ", ".join(f"{k} {v:,}" for k, v in summary.get("files", {}).items())
     console.print(f"simulated {month}: {counts} → {settings.landing}")
     console.print(f"anomalies: {summary.get('anomalies', {})}")
+
+
+# After close, generate and simulate in `billops --help`: the team's console, its accounts, the monthly report.
+app.command("console")(console_command)
+app.command("report")(report_command)

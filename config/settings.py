@@ -44,7 +44,7 @@ DEFAULTS: dict[str, str] = {
     "BILLOPS_CONSOLE_HOST": "127.0.0.1",
     "BILLOPS_CONSOLE_PORT": "8765",
     "BILLOPS_CONSOLE_SESSION_MINUTES": "60",
-    "BILLOPS_SLA_HOURS": "refund=48,credit_note=48,payment_extension=24",
+    "BILLOPS_SLA_HOURS": "refund=48,credit_note=48,payment_extension=24,first_response=4",
     "BILLOPS_CONSOLE_PROXY_HEADER": "",
     "BILLOPS_CONSOLE_TRUSTED_PROXIES": "",
 }

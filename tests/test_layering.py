@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("quality",),                # the controls (asset checks); payment controls read the queue
     ("assets",),                 # ingestion, rating (dbt), issuing, publication
     ("orchestration",),          # the one Definitions, jobs, schedules, sensors, resources, the instance
+    ("console",),                # the billing team's web console: reads the published copy and the queue
     ("cli",),                    # `billops`
 ]
 APART = ("synthetic",)  # imports no production package, and none imports it but the command

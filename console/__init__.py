@@ -1,0 +1,1 @@
+"""The billing team\x27s console."""
