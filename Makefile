@@ -11,7 +11,7 @@ export BILLOPS_PUBLISHED ?= data/published
 # each test worker) compiles dagster, dbt and GX again, ~3 s apiece.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install install-browser test demo bench dev clean
+.PHONY: install install-browser test demo bench dev console clean
 
 install: $(VENV)/.installed
 
@@ -50,8 +50,19 @@ demo: install
 	$(DEMO_ENV) $(BIN)/billops simulate --month 2026-10 --seed 7
 	$(DEMO_ENV) $(BIN)/billops generate --month 2026-10 --customers 1000 --seed 7
 	$(DEMO_ENV) $(BIN)/billops close --month 2026-10
+	@for account in lead:lead sam:specialist ann:approver fin:finance; do \
+	  echo "$(DEMO_PASSWORD)" | $(DEMO_ENV) $(BIN)/billops users add $${account%%:*} --role $${account#*:} || exit 1; done
 	@echo
 	@echo "Open the UI on this warehouse and its runs: make dev"
+	@echo "Open the billing team's console: make console, then http://127.0.0.1:8765/ and log in as lead"
+	@echo "  (or sam: specialist, ann: approver, fin: finance) with the demo-only password $(DEMO_PASSWORD)"
+
+# The demo's accounts share one password, printed by make demo: for the demo only, never for real data.
+DEMO_PASSWORD := demo-only-password
+
+# The billing team's console on the demo (make demo first): the published copy and the queue, never the warehouse.
+console: install
+	$(DEMO_ENV) $(BIN)/billops console
 
 # The UI on the demo (make demo first): the same warehouse, runs, published copy and queue.
 dev: install
