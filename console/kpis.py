@@ -22,7 +22,7 @@ from console.roles import READ
 from console.web import context, render, require
 from workitems import store
 
-KPI_CONTRACT = REPO_ROOT / "docs" / "contract" / "kpis.md"
+KPI_CONTRACT = REPO_ROOT / "docs/contract/kpis.md"
 
 # mart -> (its month column, the KPI columns in the contract's order, which of them are money / rates)
 MARTS = {
