@@ -5,7 +5,8 @@ per day for c001, c002 and c004 only (c003, c006, c007 churn) and payments answe
 October's invoices: c001 paid before its due date, c002 failed then paid late, c003 failed and
 never paid, c004 paid then partly refunded after a refund_request ticket. November is closed
 through the installed `billops` executable while two threads read the published copy
-(DuckDB and Parquet) in a loop, and a member of the billing team approves a queued work item.
+(DuckDB and Parquet) in a loop, a member of the billing team approves a queued work item, and a
+third thread reads the billing team's console (the real application, in process) page after page.
 
 Three test files read it: the billing and churn KPIs (tests/kpis/), the published copy's
 consistency during a close (tests/publication/), and the UI (tests/ui/, on a copy that goes
@@ -123,6 +124,7 @@ class ClosedNovember:
     reads: dict[str, list[tuple]]  # every state each reader saw during the close
     errors: list[str]  # every failed read
     approval: dict  # `billops workitems approve` run while the close ran: its outcome
+    console: dict  # the console read while the close ran: (path, status) of every page read, and when
 
 
 # A work item already in the queue when November is closed; the team approves it while the close runs.
@@ -150,6 +152,32 @@ def _approve_during_the_close(ws: Workspace, work_item_id: str, out: dict) -> No
                close_still_running=dict(ws.runs()).get(running[0]) == "STARTED")
 
 
+CONSOLE_PAGES = ("/queue", "/kpis", "/invoices/BO-202610-000001", "/customers/c001", "/breaches")
+
+
+def _read_the_console(ws: Workspace, published: Path, closing: threading.Event, out: dict) -> None:
+    """A person on the console while the close runs: log in, then read its pages until the close ends."""
+    from starlette.testclient import TestClient
+
+    from config.settings import console_settings
+    from console.accounts import accounts_engine, add_user
+    from console.app import create_app
+
+    url = f"sqlite:///{ws.root / 'ops.sqlite'}"
+    add_user(accounts_engine(url), "reader", "finance", "a long reader password", by="test")
+    client = TestClient(create_app(published, url, settings=console_settings()))
+    login = client.post("/login", data={"name": "reader", "password": "a long reader password"}, follow_redirects=False)
+    out.update(login=login.status_code, reads=[], started=time.time())
+    while closing.is_set():
+        for path in CONSOLE_PAGES:
+            try:
+                out["reads"].append((path, client.get(path).status_code))
+            except Exception as exc:  # noqa: BLE001 - a failed read is a finding, reported by the test
+                out["reads"].append((path, f"{type(exc).__name__}: {exc}"))
+        time.sleep(0.3)
+    out["ended"] = time.time()
+
+
 def _close_while_reading(ws: Workspace, published: Path) -> dict:
     from warehouse.published import publish_now
     from workitems.store import queue_engine, raise_items
@@ -175,7 +203,9 @@ def _close_while_reading(ws: Workspace, published: Path) -> dict:
                 errors.append(f"{kind}: {type(exc).__name__}: {exc}")
             time.sleep(0.1)  # ~10 reads a second each: plenty, without starving the close of CPU
 
+    console: dict = {}
     threads = [threading.Thread(target=reader, args=(kind,)) for kind in READERS]
+    threads.append(threading.Thread(target=_read_the_console, args=(ws, published, closing, console)))
     for thread in threads:
         thread.start()
     try:
@@ -189,7 +219,7 @@ def _close_while_reading(ws: Workspace, published: Path) -> dict:
         for thread in threads + [approver]:
             thread.join()
     return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr,
-            "before": before, "reads": reads, "errors": errors, "approval": approval}
+            "before": before, "reads": reads, "errors": errors, "approval": approval, "console": console}
 
 
 def _states(rows) -> tuple:
@@ -206,4 +236,4 @@ def closed_november(shared: Path, golden_ws: Workspace) -> ClosedNovember:
     result = completed(["billops", "close", "--month", "2026-11"], data)
     return ClosedNovember(Workspace.at(root), root / "published", result, _states(data["before"]),
                           {kind: [_states(s) for s in seen] for kind, seen in data["reads"].items()}, data["errors"],
-                          data["approval"])
+                          data["approval"], data.get("console", {}))
