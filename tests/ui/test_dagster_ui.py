@@ -233,10 +233,11 @@ def test_the_lineage_runs_from_a_landed_file_to_an_invoice_line(ui, scenario):
                         % str(path).replace("'", '"'))
         return {tuple(k["path"]) for k in node["assetNodeOrError"]["dependencyKeys"]}
 
-    # invoice_lines ← int_invoice_lines_drafted ← int_invoice_lines ← int_lines_hourly_capped
+    # invoice_lines ← int_invoice_lines_open (an open month's drafts, decisions #80) ← int_invoice_lines_drafted
+    # ← int_invoice_lines ← int_lines_hourly_capped
     # ← int_resource_usage_monthly ← int_usage_daily_priced ← int_usage_daily ← stg_usage__daily
     # ← raw/usage_daily (summed at ingestion from the landed files); the mart also reads the issued copy.
-    chain = [("marts", "invoice_lines"), ("intermediate", "int_invoice_lines_drafted"),
+    chain = [("marts", "invoice_lines"), ("intermediate", "int_invoice_lines_open"), ("intermediate", "int_invoice_lines_drafted"),
              ("intermediate", "int_invoice_lines"), ("intermediate", "int_lines_hourly_capped"),
              ("intermediate", "int_resource_usage_monthly"), ("intermediate", "int_usage_daily_priced"),
              ("intermediate", "int_usage_daily"), ("staging", "stg_usage__daily"), ("raw", "usage_daily")]
