@@ -142,31 +142,30 @@ def _republish(request: Request) -> BackgroundTask:
     return BackgroundTask(refresh)
 
 
-async def approve(request: Request):
-    me, form = await form_of(request, APPROVE)
+async def _decide(request: Request, form_spec, act):
+    """Approve or decline from the item page: `act(queue, work_item_id, me, form)` decides; a refusal is
+    shown on the page, a decision republishes marts.work_items after the response."""
+    me, form = await form_of(request, form_spec)
     work_item_id = request.path_params["work_item_id"]
     url = f"/items/{work_item_id}"
     try:
-        decision = store.approve(context(request).queue, work_item_id, me.name, form.get("note") or None,
-                                 channel="console", may_settle_four_eyes=may(me.role, SETTLE_FOUR_EYES))
+        decision = act(context(request).queue, work_item_id, me, form)
     except store.Refused as refused:
         return back_to(url, error=str(refused))
     response = back_to(url, message=decision.message)
     response.background = _republish(request)
     return response
+
+
+async def approve(request: Request):
+    return await _decide(request, APPROVE, lambda queue, work_item_id, me, form: store.approve(
+        queue, work_item_id, me.name, form.get("note") or None,
+        channel="console", may_settle_four_eyes=may(me.role, SETTLE_FOUR_EYES)))
 
 
 async def decline(request: Request):
-    me, form = await form_of(request, DECLINE)
-    work_item_id = request.path_params["work_item_id"]
-    url = f"/items/{work_item_id}"
-    try:
-        decision = store.decline(context(request).queue, work_item_id, me.name, form.get("reason", ""), channel="console")
-    except store.Refused as refused:
-        return back_to(url, error=str(refused))
-    response = back_to(url, message=decision.message)
-    response.background = _republish(request)
-    return response
+    return await _decide(request, DECLINE, lambda queue, work_item_id, me, form: store.decline(
+        queue, work_item_id, me.name, form.get("reason", ""), channel="console"))
 
 
 async def assign_to_me(request: Request):

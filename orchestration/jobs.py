@@ -43,3 +43,10 @@ def close_runs_in_flight(instance: dg.DagsterInstance, but: str | None = None) -
     skips while there is one; `billops close` waits for none before stopping a daemon it started)."""
     records = instance.get_run_records(dg.RunsFilter(job_name=close_month_job.name, statuses=IN_FLIGHT))
     return [r.dagster_run.run_id for r in sorted(records, key=lambda r: r.create_timestamp) if r.dagster_run.run_id != but]
+
+
+def skip_while_a_close_runs(instance: dg.DagsterInstance, because: str) -> dg.SkipReason | None:
+    """The tick's skip while a close is queued or in progress (`because`: why that close makes this tick
+    unnecessary), else None: a sensor that writes or plans from the warehouse's state waits for it."""
+    busy = close_runs_in_flight(instance)
+    return dg.SkipReason(f"a close is queued or running ({', '.join(busy)}): {because}") if busy else None

@@ -27,13 +27,13 @@ import dagster as dg
 from assets.dbt import billing_dbt_models
 from assets.publication import published_copy
 from config.billing_month import BillingMonth
-from orchestration.jobs import IN_FLIGHT, close_month_job
+from orchestration.jobs import IN_FLIGHT, close_month_job, ingest_usage_day_job
 from quality.definitions import defs as controls
 from warehouse.close_options import PREVIEW_TAG, TRIGGER_TAG, WAREHOUSE_SLOT_TAG
 from warehouse.close_state import close_state_in_store
 
 PREVIEW_MARTS = [dg.AssetKey(["marts", "invoice_preview"]), dg.AssetKey(["marts", "invoice_preview_lines"])]
-INGEST_DAY_JOB = "ingest_usage_day_job"  # the daily usage ingestion (issue 16 item 1), by name
+INGEST_DAY_JOB = ingest_usage_day_job.name  # the daily usage ingestion (issue 16 item 1)
 PARTITION_TAG = "dagster/partition"
 TICK_SECONDS = 30
 CURSOR_OVERLAP = timedelta(minutes=10)  # as the alert sensors: a run ending mid-tick is read again, its key dedups

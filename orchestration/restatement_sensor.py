@@ -18,7 +18,7 @@ import hashlib
 import dagster as dg
 
 from config.settings import load_settings
-from orchestration.jobs import close_month_job, close_runs_in_flight
+from orchestration.jobs import close_month_job, skip_while_a_close_runs
 from warehouse.close_options import TRIGGER_TAG
 from warehouse.close_plan import PlannedClose, restatements
 from warehouse.close_state import close_state_in_store
@@ -41,11 +41,11 @@ def restatement_request(step: PlannedClose, trigger: str) -> dg.RunRequest:
                 "successful close (docs/contract/billing-rules.md §6), with the options it was issued with.",
 )
 def restate_changed_months_sensor(context: dg.SensorEvaluationContext):
-    busy = close_runs_in_flight(context.instance)
-    if busy:
-        # That close plans from the same state and restates what changed itself; the next tick after it
-        # ends reads the state it left (else `billops close`'s own restatement would run twice).
-        return dg.SkipReason(f"a close is queued or running ({', '.join(busy)}): it restates what changed itself")
+    # That close plans from the same state and restates what changed itself; the next tick after it
+    # ends reads the state it left (else `billops close`'s own restatement would run twice).
+    skip = skip_while_a_close_runs(context.instance, "it restates what changed itself")
+    if skip:
+        return skip
     state = close_state_in_store()
     if state is None:
         return dg.SkipReason("no month issued yet")

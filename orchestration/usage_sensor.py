@@ -19,7 +19,7 @@ import dagster as dg
 
 from config.partitions import daily_partitions
 from config.settings import load_settings
-from orchestration.jobs import close_runs_in_flight, ingest_usage_day_job
+from orchestration.jobs import ingest_usage_day_job, skip_while_a_close_runs
 from warehouse.close_state import close_state_in_store
 
 TICK_SECONDS = 30
@@ -48,9 +48,9 @@ def landed_folders(landing: Path) -> dict[date, str]:
                 "lands in it (run key: the folder and its files' fingerprint); waits while a close is in flight.",
 )
 def usage_landing_sensor(context: dg.SensorEvaluationContext):
-    busy = close_runs_in_flight(context.instance)
-    if busy:
-        return dg.SkipReason(f"a close is queued or running ({', '.join(busy)}): it ingests its month's folders itself")
+    skip = skip_while_a_close_runs(context.instance, "it ingests its month's folders itself")
+    if skip:
+        return skip
     state = close_state_in_store()
     issued = set(state.issued) if state else set()
     keys = set(daily_partitions.get_partition_keys())

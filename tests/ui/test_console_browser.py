@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.console_workspace import PASSWORD, build
-from tests.ui.test_dagster_ui import CHROMIUM, CHROMIUM_ARGS, _free_port, _no_browser_reason
+from tests.ui.test_dagster_ui import _free_port, _no_browser_reason, launched_chromium
 
 pytestmark = pytest.mark.skipif(_no_browser_reason() is not None, reason=_no_browser_reason() or "")
 
@@ -60,14 +60,8 @@ def console(generated_chain, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(console):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def log_in(browser, base: str, name: str, requests: list[str]):

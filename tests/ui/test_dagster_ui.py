@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -137,6 +138,13 @@ def browser(ui):
     if reason:
         print(f"\n{reason}\n", file=sys.stderr)
         pytest.skip(reason)
+    with launched_chromium() as chromium:
+        yield chromium
+
+
+@contextmanager
+def launched_chromium():
+    """Debian's chromium driven by Playwright (its own browser download cannot work here), closed after."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
