@@ -24,6 +24,9 @@ DEFAULTS: dict[str, str] = {
     "BILLOPS_WAREHOUSE": "data/warehouse.duckdb",  # every layer of the warehouse
     "DAGSTER_HOME": ".dagster",                    # the Dagster instance
     "BILLOPS_PUBLISHED": "data/published",        # the copy BI reads
+    # The first billing month the Dagster partitions hold (YYYY-MM); none: the earliest month landed
+    # (config/partitions.py), so the UI's months start where the data does.
+    "BILLOPS_FIRST_MONTH": "",
     # The deployment: picks the dbt target (dbt_project/profiles.yml).
     "BILLOPS_ENV": "local",
     # The operational store (work items, alerts sent); none: ops.sqlite beside the warehouse.

@@ -29,6 +29,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from config.billing_month import BillingMonth
 from tests.conftest import REPO, copy_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -100,7 +101,8 @@ def ui(scenario):
     port = _free_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {**ws.env, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),  # dagster-dbt finds `dbt` on PATH
-           "BILLOPS_PUBLISHED": str(ws.root / "published")}
+           "BILLOPS_PUBLISHED": str(ws.root / "published"),
+           "BILLOPS_FIRST_MONTH": ""}  # as deployed: the months start at the first month landed (decision #97)
     process = subprocess.Popen(
         ["setsid", "env", "--default-signal=INT,TERM", os.path.join(venv_bin, "dagster-webserver"), "-w",
          "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
@@ -212,6 +214,12 @@ def test_the_billing_kpis_are_plotted_across_the_closed_months(ui, page, shots):
     assert page.locator("canvas").count() >= 5  # invoices_issued, invoiced_amount, accuracy, AR, DSO, ...
     page.locator("canvas").first.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "plot-kpi-billing-monthly.png"))
+    # The plots' axis is the asset's partition keys: from October, the first month landed, to the later
+    # of December (landed) and the current month, not from 2020 (issue 17, decision #97).
+    keys = _graphql(ui, '{ assetNodeOrError(assetKey: {path: ["marts", "kpi_billing_monthly"]}) '
+                        '{ ... on AssetNode { partitionKeys } } }')["assetNodeOrError"]["partitionKeys"]
+    last = max(BillingMonth(2026, 12), BillingMonth.of(datetime.now(UTC)))
+    assert (keys[0], keys[-1], len(keys)) == ("2026-10-01", last.partition_key, 3 + (last.year - 2026) * 12 + last.month - 12)
 
 
 # --- the same UI read through GraphQL (no browser needed) ------------------------------------------
