@@ -7,7 +7,7 @@ judged on the drafts are the quality domain's (quality/definitions.py).
 
 import dagster as dg
 
-from assets.dbt import billing_dbt_models, published_marts
+from assets.dbt import dbt_models
 from assets.issuing import issued_invoices
 from assets.payments import payments
 from assets.publication import publication_assets
@@ -17,6 +17,6 @@ from assets.usage import usage
 from assets.usage_day import usage_day
 
 defs = dg.Definitions(
-    assets=[reference_snapshots, usage, usage_day, tickets, payments, billing_dbt_models, issued_invoices, published_marts,
+    assets=[reference_snapshots, usage, usage_day, tickets, payments, dbt_models, issued_invoices,
             *publication_assets],
 )

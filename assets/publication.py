@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 
 from alerts import mirror as alerts_mirror
-from assets.dbt import published_marts
+from assets.dbt import PUBLISHED_MARTS
 from config.partitions import monthly_partitions
 from config.settings import load_settings
 from warehouse.published import WarehouseBusy, publish_now
@@ -46,7 +46,7 @@ def _write_alerts(warehouse: WarehouseResource) -> None:
 @dg.asset(
     key=["published", "marts"],
     group_name="publication",
-    deps=sorted(published_marts.keys, key=lambda k: k.to_user_string()),
+    deps=PUBLISHED_MARTS,
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(1),
     description="The marts copied for BI: BILLOPS_PUBLISHED/billops.duckdb (read-only, schema marts) and "

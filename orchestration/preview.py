@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
+from dagster_dbt import build_dbt_asset_selection
 
-from assets.dbt import billing_dbt_models
+from assets.dbt import dbt_models
 from assets.publication import published_copy
 from config.billing_month import BillingMonth
 from orchestration.jobs import IN_FLIGHT, close_month_job, ingest_usage_day_job
@@ -43,8 +44,8 @@ _CONTROL_CHECKS = [key for checks in controls.asset_checks for key in checks.che
 preview_month_job = dg.define_asset_job(
     name="preview_month_job",
     selection=(
-        (dg.AssetSelection.assets(*PREVIEW_MARTS).upstream() & dg.AssetSelection.assets(billing_dbt_models))
-        | dg.AssetSelection.assets(*PREVIEW_MARTS)
+        # the preview marts and the models they read in dbt's own graph (not the waits assets/dbt.py adds)
+        build_dbt_asset_selection([dbt_models], dbt_select=" ".join(f"+{key.path[-1]}" for key in PREVIEW_MARTS))
         | dg.AssetSelection.assets(published_copy)
     ) - dg.AssetSelection.checks(*_CONTROL_CHECKS),
     description="Rate an open month from the usage ingested so far into marts.invoice_preview and publish it; "
