@@ -59,13 +59,16 @@ def billing_month_of(run: dg.DagsterRun, partition: str | None = None) -> date |
         return None
 
 
-DAY_JOB = "ingest_usage_day_job"
+# The daily ingestion jobs (orchestration/jobs.py, named here as strings: alerts sit below orchestration)
+# → what one run ingests, for the message.
+DAY_JOBS = {"ingest_usage_day_job": "usage", "ingest_feeds_day_job": "tickets and payments"}
 
 
 def _what(run: dg.DagsterRun, month: date | None, partition: str | None = None) -> str:
-    """What the run did, for the message: the close of a month, or the usage ingestion of one day."""
-    if run.job_name == DAY_JOB:
-        return f"usage ingestion of day {partition or run.tags.get(PARTITION_TAG) or 'unknown'}"
+    """What the run did, for the message: the close of a month, or the ingestion of one day's usage (or
+    tickets and payments)."""
+    if run.job_name in DAY_JOBS:
+        return f"{DAY_JOBS[run.job_name]} ingestion of day {partition or run.tags.get(PARTITION_TAG) or 'unknown'}"
     return f"close of {_month_label(month)}"
 
 

@@ -14,9 +14,10 @@ from assets.publication import publication_assets
 from assets.reference import reference_snapshots
 from assets.tickets import tickets
 from assets.usage import usage
+from assets.feeds_day import feeds_day
 from assets.usage_day import usage_day
 
 defs = dg.Definitions(
-    assets=[reference_snapshots, usage, usage_day, tickets, payments, dbt_models, issued_invoices,
+    assets=[reference_snapshots, usage, usage_day, feeds_day, tickets, payments, dbt_models, issued_invoices,
             *publication_assets],
 )

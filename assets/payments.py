@@ -106,6 +106,14 @@ CHARGE_NOT_ACCEPTED = Rule(
     "'charge ' || t.charge_id || ' is not an accepted charge (never landed, or quarantined): it names no invoice we issued'",
 )
 
+# Each source with its rules, in the order they are settled: refunds and disputes read the charges just
+# accepted (raw.charges). The close's asset below and the day's (assets/feeds_day.py) both use this.
+RULES = {
+    "charges": (CHARGES, [NOT_USD, unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),
+    "refunds": (REFUNDS, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
+    "disputes": (DISPUTES, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
+}
+
 
 @dg.multi_asset(
     specs=[
@@ -122,14 +130,9 @@ def payments(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Ingest every charge, then refund and dispute file: ledger, quarantine, de-duplicate by Stripe id."""
     month = run_month(context).start
     landing = warehouse.landing_path
-    rules = {
-        "charges": (CHARGES, [NOT_USD, unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),
-        "refunds": (REFUNDS, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
-        "disputes": (DISPUTES, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
-    }
     with warehouse.connect() as con:
         results = {}
-        for name, (source, source_rules) in rules.items():  # in this order: refunds and disputes read raw.charges
+        for name, (source, source_rules) in RULES.items():  # in this order: refunds and disputes read raw.charges
             ingested = ingest(con, landing, source, source_rules, month)
             results[name] = (ingested, rows_reconcile(con, KEYS[name], name, f"raw.{name}", month))
     raise_bad_files(context, "payments", [ingested for ingested, _ in results.values()])

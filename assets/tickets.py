@@ -61,6 +61,8 @@ TICKETS = JsonlSource(
     ),
 )
 
+TICKET_RULES = [unknown_customer("customer_id")]
+
 
 @dg.asset(
     key=TICKETS_KEY,
@@ -76,7 +78,7 @@ def tickets(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     """Ingest every ticket file: ledger it, quarantine bad lines, keep each ticket's newest version."""
     month = run_month(context).start
     with warehouse.connect() as con:
-        ingested = ingest(con, warehouse.landing_path, TICKETS, [unknown_customer("customer_id")], month)
+        ingested = ingest(con, warehouse.landing_path, TICKETS, TICKET_RULES, month)
         check = rows_reconcile(con, TICKETS_KEY, "tickets", "raw.tickets", month)
     raise_bad_files(context, "tickets", [ingested])
     return ingested.result(TICKETS_KEY, [check])

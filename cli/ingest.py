@@ -1,8 +1,10 @@
-"""`billops ingest`: every landed usage day not yet ingested, now, in this process (no daemon needed).
+"""`billops ingest`: every landed usage day, ticket and payment file not yet ingested, now, in this process.
 
 For scripts and deployments without a Dagster daemon: the same folder ingestion as the day asset
 (assets/usage_day.py), for every folder of every month not yet issued that has not been ingested
-or changed since (an issued month's late files are its restatement's, at the next close). It opens
+or changed since (an issued month's late files are its restatement's, at the next close), then the
+tickets and payments as the feeds day asset does (assets/feeds_day.py) when a file of theirs is not in
+the ledger as it stands (new, or its size or mtime moved), for the current UTC month. It opens
 the warehouse itself, so it refuses while a close (or any other writer) holds it, and exits
 non-zero naming every file it could not read.
 """
@@ -14,6 +16,7 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
+from assets.feeds_day import FEEDS, IssuedMonth, feed_files, ingest_feeds
 from assets.reference import load_reference_tables
 from assets.usage_day import RULE_REFERENCES
 from assets.usage_folder import ingest_folders, refresh_usage_daily
@@ -31,6 +34,38 @@ class IngestOutcome:
     days: dict[date, list[date]] = field(default_factory=dict)  # month → folders ingested
     problems: dict[str, str] = field(default_factory=dict)  # file → why it was not loaded
     skipped: list[date] = field(default_factory=list)  # issued months (their late files restate at the close)
+    feeds: dict[str, int] | None = None  # tickets and payments ingested: files, new files, new lines quarantined
+    feeds_skipped: str | None = None  # why tickets and payments were not ingested, when they were not
+
+
+def stale_feed_files(con: duckdb.DuckDBPyConnection, landing) -> list[str]:
+    """Ticket and payment files not in the ledger as they stand (new, or size or mtime moved), and ledgered
+    ones no longer landed: a stat each, no hash."""
+    landed = {f.relative_to(landing).as_posix(): f.stat() for f in feed_files(landing)}
+    recorded = {path: (size, modified) for path, size, modified in con.execute(
+        "SELECT path, size_bytes, modified_ns FROM audit.landed_files WHERE source IN (SELECT unnest(?::VARCHAR[]))",
+        [list(FEEDS)]).fetchall()}
+    stale = [rel for rel, st in landed.items() if recorded.get(rel) != (st.st_size, st.st_mtime_ns)]
+    return sorted(stale + [rel for rel in recorded if rel not in landed])
+
+
+def _ingest_feeds(con: duckdb.DuckDBPyConnection, settings: Settings, outcome: IngestOutcome) -> None:
+    """Tickets and payments when a file of theirs is stale, for the current UTC month (decisions #105)."""
+    if not stale_feed_files(con, settings.landing):
+        return
+    month = datetime.now(timezone.utc).date().replace(day=1)
+    try:
+        ingested, new_files = ingest_feeds(con, settings.landing, month)
+    except IssuedMonth as issued:
+        outcome.feeds_skipped = str(issued)
+        return
+    for one in ingested.values():
+        outcome.problems |= one.problems
+    quarantined = con.execute(
+        "SELECT count(*) FROM audit.quarantine WHERE source IN (SELECT unnest(?::VARCHAR[])) "
+        "AND file IN (SELECT unnest(?::VARCHAR[]))", [list(FEEDS), new_files]).fetchone()[0]
+    outcome.feeds = {"files": sum(len(one.per_file) for one in ingested.values()), "new_files": len(new_files),
+                     "new_lines_quarantined": quarantined}
 
 
 def ingest_landed(settings: Settings) -> IngestOutcome:
@@ -58,6 +93,7 @@ def ingest_landed(settings: Settings) -> IngestOutcome:
         open_months = [m for m in months if m not in issued]
         if open_months:  # the newest open month is what a preview rates next
             refresh_usage_daily(con, open_months[-1])
+        _ingest_feeds(con, settings, outcome)
     finally:
         connection.__exit__(None, None, None)
     return outcome

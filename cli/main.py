@@ -121,7 +121,8 @@ def preview(
 
 @app.command()
 def ingest() -> None:
-    """Ingest every landed usage day not yet ingested (or changed) of the months not yet issued, in this process."""
+    """Ingest every landed usage day not yet ingested (or changed) of the months not yet issued, and the ticket
+    and payment files not yet ingested, in this process."""
     from cli.ingest import IngestRefused, ingest_landed
 
     settings = load_settings()
@@ -139,6 +140,14 @@ def ingest() -> None:
         console.print(f"usage {month:%Y-%m}: {len(days)} day(s) ingested: {shown}")
     for month in outcome.skipped:
         console.print(f"usage {month:%Y-%m}: issued, left to its restatement at the next close")
+    if outcome.feeds is not None:
+        feeds = outcome.feeds
+        console.print(f"tickets and payments: {feeds['files']} file(s) read, {feeds['new_files']} new, "
+                      f"{feeds['new_lines_quarantined']} line(s) of the new files quarantined")
+    elif outcome.feeds_skipped:
+        console.print(f"tickets and payments: not ingested: {escape(outcome.feeds_skipped)}")
+    else:
+        console.print("tickets and payments: none (all ingested)")
     if outcome.problems:
         for rel, why in sorted(outcome.problems.items()):
             err_console.print(f"[red]not ingested:[/red] {escape(rel)}: {escape(why)}")

@@ -11,7 +11,8 @@ import warnings
 import dagster as dg
 
 from assets.definitions import defs as close_assets
-from orchestration.jobs import close_month_job, ingest_usage_day_job
+from orchestration.feeds_sensor import feeds_sensors
+from orchestration.jobs import close_month_job, ingest_feeds_day_job, ingest_usage_day_job
 from orchestration.preview import preview_month_job, preview_sensors
 from orchestration.resources import build_resources
 from orchestration.restatement_sensor import restatement_sensors
@@ -32,8 +33,8 @@ defs = dg.Definitions.merge(
     controls,
     work_items,
     dg.Definitions(
-        jobs=[close_month_job, ingest_usage_day_job, preview_month_job],
-        sensors=[*sensors, *restatement_sensors, *usage_sensors, *preview_sensors],
+        jobs=[close_month_job, ingest_usage_day_job, ingest_feeds_day_job, preview_month_job],
+        sensors=[*sensors, *restatement_sensors, *usage_sensors, *feeds_sensors, *preview_sensors],
         schedules=schedules,
         resources=build_resources(),
     ),

@@ -1,20 +1,22 @@
-"""Jobs: the monthly close materializes every monthly asset of a billing month; a day's usage its own job.
+"""Jobs: the monthly close materializes every monthly asset of a billing month; a day's usage, and a day's
+tickets and payments, have a job each.
 
-Both carry the warehouse's writer tag: the instance's run queue runs one of them at a time, so a
+All carry the warehouse's writer tag: the instance's run queue runs one of them at a time, so a
 day's ingestion never runs beside a close (DuckDB allows one writing process).
 """
 
 import dagster as dg
 
+from quality.feeds_checks import FEEDS_DAY_KEY
 from quality.usage_checks import USAGE_DAY_KEY
 from warehouse.close_options import WAREHOUSE_SLOT_TAG
 
 # The daily partitioned assets: never part of a close (a job's assets share one partitioning).
-DAILY = dg.AssetSelection.assets(USAGE_DAY_KEY)
+DAILY = dg.AssetSelection.assets(USAGE_DAY_KEY, FEEDS_DAY_KEY)
 
 close_month_job = dg.define_asset_job(
     name="close_month_job",
-    selection=dg.AssetSelection.all() - DAILY - dg.AssetSelection.checks_for_assets(USAGE_DAY_KEY),
+    selection=dg.AssetSelection.all() - DAILY - dg.AssetSelection.checks_for_assets(USAGE_DAY_KEY, FEEDS_DAY_KEY),
     description="Ingest, rate, prove and issue one billing month (billops close --month YYYY-MM).",
     # DuckDB allows one writing process: every step runs in the run's process, one at a time, and the
     # instance's run queue starts one run with this tag at a time (orchestration/instance_config.py):
@@ -26,8 +28,17 @@ close_month_job = dg.define_asset_job(
 
 ingest_usage_day_job = dg.define_asset_job(
     name="ingest_usage_day_job",
-    selection=DAILY,
+    selection=dg.AssetSelection.assets(USAGE_DAY_KEY),
     description="Ingest one landed usage/dt=D/ folder and settle its month (the landing sensor, billops ingest).",
+    executor_def=dg.in_process_executor,
+    tags={WAREHOUSE_SLOT_TAG: "writer"},
+)
+
+ingest_feeds_day_job = dg.define_asset_job(
+    name="ingest_feeds_day_job",
+    selection=dg.AssetSelection.assets(FEEDS_DAY_KEY),
+    description="Ingest the tickets and payments landed so far and judge them the day they land (the feeds "
+                "landing sensor); the close reads them all again.",
     executor_def=dg.in_process_executor,
     tags={WAREHOUSE_SLOT_TAG: "writer"},
 )

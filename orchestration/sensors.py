@@ -25,12 +25,12 @@ from alerts.messages import failed_check_alerts, failed_close_alert
 from alerts.mirror import publish_alerts
 from alerts.store import claimed_keys
 from config.settings import load_settings
-from orchestration.jobs import close_month_job, ingest_usage_day_job
+from orchestration.jobs import close_month_job, ingest_feeds_day_job, ingest_usage_day_job
 
 CLOSE_JOB = close_month_job.name
-# The jobs whose failures and failed checks alert: the close, and a day's usage ingestion (its checks judge one
-# folder the day it lands, so the alert names the day).
-ALERTED_JOBS = (CLOSE_JOB, ingest_usage_day_job.name)
+# The jobs whose failures and failed checks alert: the close, and a day's usage or tickets-and-payments
+# ingestion (their checks judge what landed that day, so the alert names the day).
+ALERTED_JOBS = (CLOSE_JOB, ingest_usage_day_job.name, ingest_feeds_day_job.name)
 
 TICK_SECONDS = 30
 # Runs finishing while a tick reads may carry an update time just before the cursor; re-reading the

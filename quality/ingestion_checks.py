@@ -22,17 +22,7 @@ def rows_reconcile(con: duckdb.DuckDBPyConnection, asset_key: dg.AssetKey, sourc
                    month: date, visible_sql: str | None = None) -> dg.AssetCheckResult:
     """Per file: read = accepted + re-delivered + quarantined, and accepted = the rows the view shows
     (or `visible_sql`'s (source_file, n), counted by a pass that already read every accepted row)."""
-    visible = visible_sql or f"SELECT source_file, count(*) n FROM {view} GROUP BY 1"
-    rows = con.execute(
-        f"""
-        SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0) AS visible
-        FROM audit.file_loads l
-        LEFT JOIN ({visible}) v ON v.source_file = l.file
-        WHERE l.source = ? AND l.billing_month = ?
-        """,
-        [source, month],
-    ).fetchall()
-    bad = [r[0] for r in rows if r[1] != r[2] + r[3] + r[4] or r[2] != r[5]]
+    rows, bad = reconciled_files(con, source, view, month, visible_sql)
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=f"{source}_rows_reconcile",
@@ -46,3 +36,21 @@ def rows_reconcile(con: duckdb.DuckDBPyConnection, asset_key: dg.AssetKey, sourc
             "failing_files": dg.MetadataValue.json(bad[:10]),
         },
     )
+
+
+def reconciled_files(con: duckdb.DuckDBPyConnection, source: str, view: str, month: date,
+                     visible_sql: str | None = None) -> tuple[list[tuple], list[str]]:
+    """(file, read, accepted, re-delivered, quarantined, visible) per file the month's load recorded,
+    and the files that do not reconcile."""
+    visible = visible_sql or f"SELECT source_file, count(*) n FROM {view} GROUP BY 1"
+    rows = con.execute(
+        f"""
+        SELECT l.file, l.rows_read, l.accepted, l.redelivered, l.quarantined, coalesce(v.n, 0) AS visible
+        FROM audit.file_loads l
+        LEFT JOIN ({visible}) v ON v.source_file = l.file
+        WHERE l.source = ? AND l.billing_month = ?
+        ORDER BY l.file
+        """,
+        [source, month],
+    ).fetchall()
+    return rows, [r[0] for r in rows if r[1] != r[2] + r[3] + r[4] or r[2] != r[5]]

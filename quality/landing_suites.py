@@ -96,8 +96,10 @@ SUITES: dict[str, tuple[str, list[Expect]]] = {
 }
 
 
-def judge(source: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
-    """The warning for one source: its unexpected rows named by file and line."""
+def judge(source: str, outcome: SuiteOutcome, asset_key: dg.AssetKey | None = None,
+          check_name: str | None = None) -> dg.AssetCheckResult:
+    """The warning for one source: its unexpected rows named by file and line (on raw.<source> at the close;
+    the day's ingestion of tickets and payments, quality/feeds_checks.py, reports it on its own asset)."""
     offending = [
         {"file": o.index.get("source_file"), "row": o.index.get("row_number"), "rule": o.rule, "value": o.value}
         for o in outcome.offences
@@ -112,7 +114,8 @@ def judge(source: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
         description = f"{len(offending)} unexpected value(s) in raw.{source}: {named}"
     else:
         description = f"all {outcome.rows_checked} rows of raw.{source} meet the landing suite"
-    return suite_result(dg.AssetKey(["raw", source]), f"{source}_landing_suite", dg.AssetCheckSeverity.WARN,
+    return suite_result(asset_key or dg.AssetKey(["raw", source]), check_name or f"{source}_landing_suite",
+                        dg.AssetCheckSeverity.WARN,
                         description, outcome, offending)
 
 

@@ -1,0 +1,99 @@
+"""Tickets and payments ingested the day they land (daily partitions), and judged that day.
+
+Requested by the feeds landing sensor (orchestration/feeds_sensor.py) or `billops ingest`, run in its own
+job (`ingest_feeds_day_job`) that holds the warehouse's writer slot like a close. The partition is the
+UTC day the sensor saw the files land; its month is the one whose `audit.file_loads` rows the run
+writes (the close of that month writes them again). It runs the close's ingestion of the four sources
+(assets/tickets.py, assets/payments.py: ledger, quarantine, de-duplication, per-file counts) over every
+file, as the close does: the files are small (a few MB a month) and not month-scoped, and a charge
+naming an invoice not yet issued must be examined again at each close. What the day adds is that a bad
+file is heard of the day it lands (quality/feeds_checks.py) and that the ledger already holds the
+files when the close comes: a file loaded and unchanged is recorded once, and a re-run writes the same
+quarantine and re-delivery rows, not more.
+
+An issued month is refused: its file loads are what its close read (a restatement reads them again).
+"""
+
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from assets.ingestion import Ingested
+from assets.jsonl import ingest
+from assets.payments import RULES as PAYMENT_RULES
+from assets.reference import load_reference_tables
+from assets.tickets import TICKET_RULES, TICKETS
+from config.partitions import daily_partitions
+from quality.feeds_checks import (FEED_SOURCES, FEEDS_DAY_KEY, feeds_day_check_specs, feeds_day_new_lines,
+                                  feeds_day_readable, feeds_day_rows_reconcile, feeds_day_suites)
+from warehouse.resource import WarehouseResource
+
+# Every source with its rules, in the order they are settled (refunds and disputes read raw.charges).
+FEEDS = {"tickets": (TICKETS, TICKET_RULES), **PAYMENT_RULES}
+# The reference file the row rules read: unknown_customer.
+RULE_REFERENCES = ["customers"]
+
+
+class IssuedMonth(Exception):
+    """A day of an issued month: its tickets and payments are read again by its restatement, not by a day run."""
+
+
+def feed_files(landing: Path) -> list[Path]:
+    """Every landed ticket and payment file, in the order the sources are settled."""
+    return [path for source, _ in FEEDS.values() for path in sorted((landing / source.folder).glob("*.jsonl"))]
+
+
+def ingest_feeds(con: duckdb.DuckDBPyConnection, landing: Path, month: date) -> tuple[dict[str, Ingested], list[str]]:
+    """The four sources through the close's ingestion; what each did, and the files this run ledgered first."""
+    if con.execute("SELECT count(*) FROM audit.issued_months WHERE billing_month = ?", [month]).fetchone()[0]:
+        raise IssuedMonth(f"{month:%Y-%m} is issued: its tickets and payments are read again at its restatement "
+                          "(billops close), not by a day's ingestion")
+    before = {p for (p,) in con.execute(
+        "SELECT path FROM audit.landed_files WHERE source IN (SELECT unnest(?::VARCHAR[]))", [list(FEED_SOURCES)]).fetchall()}
+    load_reference_tables(con, landing, RULE_REFERENCES, datetime.now(timezone.utc).replace(tzinfo=None))
+    ingested = {name: ingest(con, landing, source, rules, month) for name, (source, rules) in FEEDS.items()}
+    after = {p for (p,) in con.execute(
+        "SELECT path FROM audit.landed_files WHERE source IN (SELECT unnest(?::VARCHAR[]))", [list(FEED_SOURCES)]).fetchall()}
+    return ingested, sorted(after - before)
+
+
+def feeds_day_checks(con: duckdb.DuckDBPyConnection, month: date, ingested: dict[str, Ingested],
+                     new_files: list[str]) -> list[dg.AssetCheckResult]:
+    problems = {rel: why for one in ingested.values() for rel, why in one.problems.items()}
+    return [feeds_day_readable(problems), feeds_day_rows_reconcile(con, month), feeds_day_new_lines(con, new_files),
+            *feeds_day_suites(con)]
+
+
+@dg.asset(
+    key=FEEDS_DAY_KEY,
+    group_name="landing",
+    kinds={"duckdb", "json"},
+    partitions_def=daily_partitions,
+    check_specs=feeds_day_check_specs,
+    deps=[dg.AssetKey(["raw", "customers"])],
+    description="Every tickets/*.jsonl and payments/*/*.jsonl ingested the day it lands (ledger, quarantine, "
+                "de-duplication, as the close does) and judged that day; the close reads them all again.",
+)
+def feeds_day(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Ingest the tickets and payments landed so far and judge them."""
+    day = context.partition_time_window.start.date()
+    month = day.replace(day=1)
+    with warehouse.connect() as con:
+        ingested, new_files = ingest_feeds(con, warehouse.landing_path, month)
+        checks = feeds_day_checks(con, month, ingested, new_files)
+    for one in ingested.values():
+        for rel, why in sorted(one.problems.items()):
+            context.log.error(f"{one.source} file not loaded: {rel}: {why}")
+    yield dg.MaterializeResult(
+        metadata={
+            "day": day.isoformat(),
+            "new_files": dg.MetadataValue.json(new_files),
+            **{f"{name}_{k}": dg.MetadataValue.int(v) for name, one in ingested.items() for k, v in one.totals.items()},
+            "files_not_loaded": dg.MetadataValue.json({rel: why for one in ingested.values()
+                                                       for rel, why in one.problems.items()}),
+        },
+        check_results=checks,
+    )
