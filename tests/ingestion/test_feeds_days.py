@@ -137,6 +137,11 @@ def test_tickets_and_payments_are_ingested_and_judged_the_day_they_land(golden):
     assert len(ws.query(LEDGER)) == 5
 
 
+def _said(done) -> str:
+    """The command's output with Rich's line wrapping undone."""
+    return " ".join(done.stdout.split())
+
+
 def test_billops_ingest_covers_tickets_and_payments_and_names_an_unreadable_file(golden):
     ws = golden
     write_jsonl(ws, "tickets/a.jsonl", [ticket(1), "not json"])
@@ -144,7 +149,7 @@ def test_billops_ingest_covers_tickets_and_payments_and_names_an_unreadable_file
     done = ws.billops("ingest")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "tickets/b.jsonl" in done.stderr
-    assert "tickets and payments: 1 file(s) read, 1 new, 1 line(s) of the new files quarantined" in done.stdout
+    assert "tickets and payments: 1 file(s) read, 1 new, 1 line(s) of the new files quarantined" in _said(done)
     assert ws.query("SELECT id FROM raw.tickets") == [(1,)]
     month = datetime.now(timezone.utc).date().replace(day=1)
     assert ws.query("SELECT billing_month, file, rows_read, accepted, quarantined FROM audit.file_loads "
@@ -153,10 +158,10 @@ def test_billops_ingest_covers_tickets_and_payments_and_names_an_unreadable_file
     before = _snapshot(ws)
     again = ws.billops("ingest")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "tickets and payments: none (all ingested)" in again.stdout
+    assert "tickets and payments: none (all ingested)" in _said(again)
     assert _snapshot(ws) == before
     write_jsonl(ws, "payments/charges/c.jsonl", [charge("ch_1", customer="c-nobody")])
     third = ws.billops("ingest")
-    assert third.returncode == 0 and "2 file(s) read, 1 new, 1 line(s)" in third.stdout
+    assert third.returncode == 0 and "2 file(s) read, 1 new, 1 line(s)" in _said(third)
     assert ws.query("SELECT file, reason FROM audit.quarantine WHERE source = 'charges'") == [
         ("payments/charges/c.jsonl", "unknown_customer")]
