@@ -102,21 +102,28 @@ def preview(
     output: str = typer.Option("table", "--format", help="table (readable, with totals) or json (one array)."),
 ) -> None:
     """Print MONTH's month-to-date invoices (marts.invoice_preview) from the published copy, never the warehouse."""
-    from cli.preview import NoPreview, as_json, as_table, read_preview
+    from cli.preview import NoPreview, as_json, as_table, failing_day_checks, read_preview
     from config.billing_month import BillingMonth
 
     if output not in ("table", "json"):
         raise typer.BadParameter("must be table or json", param_hint="--format")
     asked = BillingMonth.parse(month)
+    settings = load_settings()
     try:
-        found = read_preview(load_settings().published, asked, customer)
+        found = read_preview(settings.published, asked, customer)
     except NoPreview as none:
         err_console.print(f"[red]preview {month}:[/red] {escape(str(none))}")
         raise typer.Exit(1)
+    failing = failing_day_checks(settings.dagster_home, asked)
     if output == "json":
         print(as_json(found))  # plain print: Rich would wrap and colour the JSON
     else:
         console.print(as_table(found))
+    if failing:  # the preview is printed, and marked failing: which day checks, on stderr, exit 3
+        err_console.print(f"[red]preview {month} is FAILING:[/red] {len(failing)} day check(s) failed")
+        for failed in failing:
+            err_console.print(f"- {escape(failed)}")
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -134,3 +134,16 @@ def as_table(preview: Preview):
                       *(f"{row[name]:,.2f}" if row[name] is not None else "" for name, _ in money),
                       escape(_tax(row)))
     return table
+
+
+def failing_day_checks(dagster_home: Path, month: BillingMonth) -> list[str]:
+    """The failed ERROR day checks that mark the month's preview as failing (orchestration/day_checks.py), read
+    from the Dagster instance in `dagster_home` (never the warehouse); none when no instance is there."""
+    if not (dagster_home / "dagster.yaml").exists():
+        return []
+    import dagster as dg
+
+    from orchestration.day_checks import failed_day_checks
+
+    with dg.DagsterInstance.get() as instance:
+        return [str(failed) for failed in failed_day_checks(instance, month)]

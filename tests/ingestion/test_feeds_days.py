@@ -62,17 +62,43 @@ def _evaluations(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
             for r in records}
 
 
+def _publish_a_preview(ws: Workspace):
+    """A published copy holding a one-customer preview of October, as preview_month_job would leave it."""
+    import duckdb
+
+    from cli.preview import COLUMNS
+
+    published = ws.root / "published"
+    published.mkdir()
+    con = duckdb.connect(str(published / "billops.duckdb"))
+    types = {"billing_month": "DATE", "issue_date": "DATE", "due_date": "DATE", "as_of": "DATE", "reverse_charge": "BOOLEAN",
+             "tax_rate": "DECIMAL(9,6)", **{c: "DECIMAL(18,2)" for c in ("subtotal", "credits_applied", "taxable_amount",
+                                                                          "tax_amount", "total")}}
+    con.execute("CREATE SCHEMA marts")
+    columns = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in COLUMNS)
+    con.execute(f"CREATE TABLE marts.invoice_preview ({columns})")
+    con.execute("INSERT INTO marts.invoice_preview VALUES (NULL, 'c002', DATE '2026-10-01', DATE '2026-10-31', "
+                "DATE '2026-11-30', 'USD', 10.00, 0.00, 10.00, NULL, 0, 0.00, 10.00, false, 'draft', DATE '2026-10-12')")
+    con.close()
+    return published
+
+
 def test_tickets_and_payments_are_ingested_and_judged_the_day_they_land(golden):
     from alerts.channels import alert_config
     from alerts.messages import failed_check_alerts
+    from config.billing_month import BillingMonth
+    from orchestration.day_checks import failed_day_checks
+    from orchestration.instance_config import prepare_instance
     from orchestration.sensors import alert_on_failed_warning_check_sensor
 
     ws = golden
+    prepare_instance(ws.dagster_home)
+    october = BillingMonth(2026, 10)
     issue_invoice(ws, "BO-202609-000002")
     write_jsonl(ws, "tickets/2026-10-05.jsonl", [ticket(1), ticket(1, updated="2026-10-03T08:00:00Z"), ticket(2)])
     write_jsonl(ws, "payments/charges/2026-10-05.jsonl", [charge("ch_1"), charge("ch_2", amount=500)])
     write_jsonl(ws, "payments/refunds/2026-10-05.jsonl", [refund("re_1", "ch_1")])
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ws.instance() as instance:
         # day 5: one run, the four sources loaded, every check passing
         (day5,) = _day_runs(ws, instance, date(2026, 10, 5))
         assert day5.tags["dagster/partition"] == "2026-10-05"
@@ -126,9 +152,28 @@ def test_tickets_and_payments_are_ingested_and_judged_the_day_they_land(golden):
         alerts = [a for a in stored_alerts(ws) if "tickets and payments ingestion" in a[2]]
         assert len(alerts) == 2 and {a[1] for a in alerts} == {"check_warning"}
 
+        # October's preview is failing on the ERROR check, named with its day (the WARN one alerts only)
+        (failing,) = failed_day_checks(instance, october)
+        assert (failing.day, failing.check) == ("2026-10-12", "feeds_day_files_readable")
+        assert "payments/charges/2026-10-12-b.jsonl" in failing.description
+        published = _publish_a_preview(ws)
+        shown = ws.billops("preview", "--month", "2026-10", env={"BILLOPS_PUBLISHED": str(published)})
+        assert shown.returncode == 3, shown.stdout + shown.stderr
+        assert "c002" in shown.stdout
+        said = " ".join(shown.stderr.split())
+        assert "preview 2026-10 is FAILING: 1 day check(s) failed" in said
+        assert "- feeds_day_files_readable (day 2026-10-12): payments/charges/2026-10-12-b.jsonl" in said
+
+        # day 13: the unreadable file is taken back (never ledgered) and the next run passes: no longer failing
+        (ws.landing / "payments/charges/2026-10-12-b.jsonl").unlink()
+        (day13,) = _day_runs(ws, instance, date(2026, 10, 13))
+        assert _evaluations(instance, day13)["feeds_day_files_readable"].passed
+        assert failed_day_checks(instance, october) == []
+        clean = ws.billops("preview", "--month", "2026-10", env={"BILLOPS_PUBLISHED": str(published)})
+        assert clean.returncode == 0 and "FAILING" not in clean.stderr
+
     # the close reads every file again: the charge naming an invoice issued since is accepted then
     after_days = ws.query(QUARANTINE)
-    (ws.landing / "payments/charges/2026-10-12-b.jsonl").unlink()
     issue_invoice(ws, "BO-202610-000001", month=date(2026, 10, 1))
     closed = materialize_jsonl(ws)
     assert closed.success

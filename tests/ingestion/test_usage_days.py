@@ -188,6 +188,8 @@ def test_a_late_file_in_an_earlier_folder_moves_the_standing_delivery_without_re
 def test_day_12_quarantines_bad_rows_and_names_the_unreadable_file_in_a_failed_check_and_its_alert(tmp_path):
     from alerts.channels import alert_config
     from alerts.messages import failed_check_alerts
+    from config.billing_month import BillingMonth
+    from orchestration.day_checks import failed_day_checks
 
     source = tmp_path / "source"
     _generate(source)
@@ -211,6 +213,9 @@ def test_day_12_quarantines_bad_rows_and_names_the_unreadable_file_in_a_failed_c
                        (r.event_log_entry.dagster_event.event_specific_data for r in instance.get_records_for_run(
                            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records)}
         drafts = failed_check_alerts(instance, run, alert_config())
+        failing = failed_day_checks(instance, BillingMonth(2026, 10))
+    # the month's preview is failing on that check, named with its day (orchestration/day_checks.py)
+    assert [(f.day, f.check) for f in failing] == [("2026-10-12", "usage_day_files_readable")]
     assert not evaluations["usage_day_files_readable"].passed
     assert "usage/dt=2026-10-12/late-truncated.parquet" in evaluations["usage_day_files_readable"].description
     assert evaluations["C9_usage_day_is_priced"].passed and evaluations["usage_day_rows_reconcile"].passed
