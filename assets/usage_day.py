@@ -16,16 +16,12 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.ingestion import read_file_loads
-from assets.reference import load_reference_tables
+from assets.reference_tables import RULE_REFERENCES, load_reference_tables
 from assets.usage_folder import folder_prefix, ingest_folders, refresh_usage_daily, visible_sql
 from config.partitions import daily_partitions
 from quality.usage_checks import (USAGE_DAY_KEY, USAGE_KEY, usage_day_check_specs, usage_day_is_priced,
                                   usage_day_readable, usage_day_rows_reconcile)
 from warehouse.resource import WarehouseResource
-
-# The reference files the row rules read: unknown_customer and no_price.
-RULE_REFERENCES = ["customers", "price_book"]
-
 
 def ingest_day(con, landing, day) -> tuple[object, list]:
     """Ingest one folder (reference tables first); the batch and the day's check results."""

@@ -14,12 +14,11 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
-from assets.reference import load_reference_tables
-from assets.usage_day import RULE_REFERENCES
+from assets.reference_tables import RULE_REFERENCES, load_reference_tables
 from assets.usage_folder import ingest_folders, refresh_usage_daily
 from config.settings import Settings
 from warehouse.landing import landed_usage_months
-from warehouse.resource import WarehouseResource
+from warehouse.connection import open_warehouse
 
 
 class IngestRefused(Exception):
@@ -35,10 +34,9 @@ class IngestOutcome:
 
 def ingest_landed(settings: Settings) -> IngestOutcome:
     """Ingest every stale usage folder of the months not issued, oldest month first."""
-    warehouse = WarehouseResource(path=str(settings.warehouse), landing=str(settings.landing))
     outcome = IngestOutcome()
     try:
-        connection = warehouse.connect()
+        connection = open_warehouse(settings.warehouse)
         con = connection.__enter__()
     except duckdb.IOException as exc:
         raise IngestRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): "
