@@ -84,12 +84,17 @@ def main() -> None:
     customers = int(os.environ.get("BENCH_CUSTOMERS", "10000"))
     month = os.environ.get("BENCH_MONTH", "2026-10")
     root = Path(os.environ.get("BENCH_DIR", REPO / "data" / f"bench-{customers}")).resolve()
-    shutil.rmtree(root, ignore_errors=True)
     source = root / "source"
     print(f"bench: {customers:,} customers, month {month}, in {root}", flush=True)
-    generate = run_measured([str(BILLOPS), "generate", "--month", month, "--customers", str(customers),
-                             "--seed", "7", "--out", str(source)], workspace(root, "generate"))
-    print(" ".join(generate["output"].split("anomalies:")[0].split()), flush=True)
+    generate = None
+    if not (source / "usage").is_dir() or os.environ.get("BENCH_REGENERATE"):  # the same seed writes the same files
+        shutil.rmtree(root, ignore_errors=True)
+        measured = run_measured([str(BILLOPS), "generate", "--month", month, "--customers", str(customers),
+                                 "--seed", "7", "--out", str(source)], workspace(root, "generate"))
+        print(" ".join(measured["output"].split("anomalies:")[0].split()), flush=True)
+        generate = figures(measured)
+    else:
+        print(f"reusing the month generated in {source} (BENCH_REGENERATE=1 to write it again)", flush=True)
     folders = sorted((source / "usage").glob(f"dt={month}-*"))
 
     env = workspace(root, "full")
@@ -115,6 +120,7 @@ def main() -> None:
     month_end_steps = step_seconds(Path(env["DAGSTER_HOME"]), month_end_run)
 
     one = root / "one-day"
+    shutil.rmtree(one, ignore_errors=True)
     shutil.copytree(source / "reference", one / "reference")
     shutil.copytree(folders[-1], one / "usage" / folders[-1].name)
     day_query = yardstick(one, month, env)
@@ -127,7 +133,7 @@ def main() -> None:
     results = {
         "customers": customers, "month": month, "landing_bytes": landing_bytes,
         "load_average_at_end": os.getloadavg()[0], "machine": {"cpus": os.cpu_count()},
-        "generate": figures(generate),
+        "generate": generate,
         "full_close": full | {"steps_seconds": full_steps},
         "yardstick_month": month_query,
         "days": days,
