@@ -243,6 +243,11 @@ CREATE TABLE IF NOT EXISTS raw.usage_accepted_daily (
     records         BIGINT,
     last_start_time TIMESTAMP
 );
+-- Which month raw.usage_daily (what dbt rates, one month) holds, so that a day of that month updates it
+-- in place (assets/usage_settle.py); a copy of another month replaces it whole.
+CREATE TABLE IF NOT EXISTS raw.usage_daily_state (
+    billing_month DATE NOT NULL
+);
 -- Columns added after the first release, so that a warehouse closed by an older billops opens.
 -- modified_ns: the file's mtime when last verified; a close stats every recorded file and hashes
 -- only one whose size or mtime moved (whole-ledger check, assets/ledger.py).
