@@ -37,7 +37,8 @@ from assets.ingestion import write_file_loads
 from assets.ledger import LandedFile, changed_files, describe_files, missing_files, record_files
 from assets.usage_typed import (LOOKUPS_SQL, RAW_JSON_SQL, flagged_sql, probe_parquet, repeated_event_hashes,
                           sorted_event_hashes, usage_view_sql)
-from assets.usage_lookback import previous_month, settle_lookback, temp_hash_table, unique_sorted
+from assets.usage_lookback import (in_sorted, previous_month, settle_lookback, temp_hash_table, union_sorted,
+                                   unique_sorted)
 from assets.usage_settle import OTHER_VIEW, settle_month, temp_view
 from assets.usage_settle import refresh_usage_daily, visible_sql  # noqa: F401 (re-exported: usage, usage_day, cli)
 from warehouse.landing import file_sha256, usage_month_prefix
@@ -182,7 +183,7 @@ def _valid_hashes(con, hashes: np.ndarray) -> np.ndarray:
         GROUP BY 1 HAVING NOT bool_or(reason IS NULL)""").fetchnumpy()["h"]
     distinct = unique_sorted(hashes)
     if len(dropped):
-        distinct = distinct[~np.isin(distinct, np.asarray(dropped, dtype=np.uint64))]
+        distinct = distinct[~in_sorted(distinct, _sorted(dropped))]
     return distinct
 
 
@@ -199,9 +200,8 @@ def _write_hashes(con, month: date, day: date, hashes: np.ndarray) -> None:
 # The batch's hashes (and its folders' hashes as last ingested) that a folder outside the batch holds: one
 # scan of the month's folder hashes probing a hash table of the batch's — no month-sized array in Python.
 HELD_ELSEWHERE_SQL = """
-SELECT DISTINCT event_hash FROM raw.usage_folder_hashes
-WHERE billing_month = $month AND NOT list_contains($days, folder_day)
-  AND event_hash IN (SELECT h FROM usage_probe_hashes)
+SELECT folder_day, event_hash FROM raw.usage_folder_hashes
+WHERE billing_month = $month AND event_hash IN (SELECT h FROM usage_probe_hashes)
 """
 
 # The batch's hashes the previous month accepted (its index): look-back candidates.
@@ -213,6 +213,14 @@ WHERE billing_month = $previous AND event_hash IN (SELECT h FROM usage_probe_has
 
 def _probe(con, sql: str, values: dict) -> np.ndarray:
     return _sorted(con.execute(sql, values).fetchnumpy()["event_hash"])
+
+
+def _held_elsewhere(con, batch: FolderBatch) -> np.ndarray:
+    """The probed hashes a folder of the month outside the batch holds, sorted and distinct (the batch's own
+    folders are left out here, from the few rows found, rather than by a list test on each of the month's rows)."""
+    found = con.execute(HELD_ELSEWHERE_SQL, {"month": batch.month}).fetchnumpy()
+    outside = ~np.isin(found["folder_day"].astype("datetime64[D]"), np.array(batch.days, dtype="datetime64[D]"))
+    return union_sorted(np.asarray(found["event_hash"], dtype=np.uint64)[outside])
 
 
 def _batch_hashes_before(con, batch: FolderBatch) -> np.ndarray:
@@ -236,9 +244,8 @@ def _update_index(con, month: date, before: np.ndarray, after: np.ndarray, elsew
         con.execute("DELETE FROM raw.usage_event_index WHERE billing_month = ?", [month]).fetchall()
         added = after
     else:
-        known = np.union1d(before, elsewhere)
-        added = after[~np.isin(after, known, assume_unique=True)]
-        gone = before[~np.isin(before, np.union1d(after, elsewhere), assume_unique=True)]
+        added = after[~in_sorted(after, union_sorted(before, elsewhere))]
+        gone = before[~in_sorted(before, union_sorted(after, elsewhere))]
         if len(gone):
             temp_hash_table(con, "usage_index_gone", gone)
             con.execute("DELETE FROM raw.usage_event_index WHERE billing_month = ? "
@@ -309,15 +316,19 @@ def load_folders(con, batch: FolderBatch) -> None:
         con.execute(temp_view(usage_view_sql(batch.landing, [f.path for f in files], footers, view=FOLDER_VIEW)))
         hashes[day] = sorted_event_hashes(con, FOLDER_VIEW)
     distinct = [unique_sorted(h) for h in hashes.values()]
+    in_batch = union_sorted(*distinct)
     before = _batch_hashes_before(con, batch)
-    temp_hash_table(con, "usage_probe_hashes", unique_sorted(_sorted(np.concatenate(distinct + [before]))))
+    temp_hash_table(con, "usage_probe_hashes", union_sorted(in_batch, before))
     values = {"month": batch.month, "days": batch.days}
-    elsewhere = _probe(con, HELD_ELSEWHERE_SQL, values)
-    lookback = _probe(con, HELD_BEFORE_SQL, {"previous": previous_month(batch.month)})
+    elsewhere = _held_elsewhere(con, batch)
+    previous = {"previous": previous_month(batch.month)}
+    indexed = con.execute("SELECT count(*) FROM raw.usage_event_index WHERE billing_month = $previous",
+                          previous).fetchall()[0][0]  # zone maps: no scan; no month before, no hash table built
+    lookback = _probe(con, HELD_BEFORE_SQL, previous) if indexed else EMPTY
     within = [repeated_event_hashes(h) for h in hashes.values()]
-    across = np.union1d(_repeated_in(distinct), np.intersect1d(np.concatenate(distinct), elsewhere))
-    candidates = np.union1d(np.union1d(across, lookback), np.concatenate(within) if within else EMPTY)
-    del distinct
+    across = union_sorted(_repeated_in(distinct), in_batch[in_sorted(in_batch, elsewhere)])
+    candidates = union_sorted(across, lookback, *within)
+    del distinct, in_batch
     temp_hash_table(con, "usage_repeated_hashes", candidates)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE usage_touched AS
@@ -327,7 +338,7 @@ def load_folders(con, batch: FolderBatch) -> None:
     batch_valid = []
     for day in batch.days:
         # the look-back candidates this folder holds: the previous month's files are read only for them
-        temp_hash_table(con, "usage_lookback_hashes", np.intersect1d(lookback, hashes[day]))
+        temp_hash_table(con, "usage_lookback_hashes", lookback[in_sorted(lookback, hashes[day])])
         files = batch.files[day]
         footers = {f.path: batch.footers[f.rel] for f in files}
         con.execute(temp_view(usage_view_sql(batch.landing, [f.path for f in files], footers, view=FOLDER_VIEW)))
@@ -351,9 +362,9 @@ def load_folders(con, batch: FolderBatch) -> None:
         valid = _valid_hashes(con, hashes.pop(day))
         _write_hashes(con, batch.month, day, valid)
         batch_valid.append(valid)
-    after = unique_sorted(_sorted(np.concatenate(batch_valid))) if batch_valid else EMPTY
+    after = union_sorted(*batch_valid)
     if len(elsewhere) and len(after):
-        _fetch_shared(con, batch, np.intersect1d(after, elsewhere, assume_unique=True))
+        _fetch_shared(con, batch, after[in_sorted(after, elsewhere)])
     alone = not con.execute("""SELECT count(*) FROM raw.usage_folder_files
                                WHERE billing_month = ? AND NOT list_contains(?, folder_day)""",
                             [batch.month, batch.days]).fetchall()[0][0]
