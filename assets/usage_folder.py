@@ -15,11 +15,15 @@ settle it later, and reads no other folder in full (docs/decisions.md #73):
   becomes shared only now, the other folder's rows of that hash are read back, filtered by hash
   (a few rows, only from the folders concerned).
 
-The month is then settled from the candidates alone (`settle_month`): exactly by event_id, first in
-(folder, file name, row) order; the duplicate quarantine and the re-deliveries are rewritten, and
-the accepted aggregate is Σ folders' valid aggregates − the non-standing candidates, so a late
-file in an earlier folder corrects later days without reading them again. Hash collisions only
-add candidates (settled exactly). Measured costs: docs/performance.md ("Daily ingestion").
+The month is then settled from the candidates alone (`settle_month`, assets/usage_settle.py): exactly
+by event_id, first in (folder, file name, row) order; the duplicate quarantine and the re-deliveries
+are rewritten, and the accepted aggregate is Σ folders' valid aggregates − the non-standing
+candidates, summed again only for the groups the batch touched, so a late file in an earlier folder
+corrects later days without reading them again. Hash collisions only add candidates (settled
+exactly). What is shared with other folders or the previous month is found by probing their hash
+tables with the batch's hashes, and the month's index follows by difference: a day's cost follows
+the day, but for one scan of the month's hashes (decisions #99-#101). Measured costs:
+docs/performance.md ("Daily ingestion", and "A day costs a day").
 """
 
 from __future__ import annotations
@@ -323,7 +327,7 @@ def load_folders(con, batch: FolderBatch) -> None:
     elsewhere = _held_elsewhere(con, batch)
     previous = {"previous": previous_month(batch.month)}
     indexed = con.execute("SELECT count(*) FROM raw.usage_event_index WHERE billing_month = $previous",
-                          previous).fetchall()[0][0]  # zone maps: no scan; no month before, no hash table built
+                          previous).fetchall()[0][0]  # no month before: no hash table built to probe it
     lookback = _probe(con, HELD_BEFORE_SQL, previous) if indexed else EMPTY
     within = [repeated_event_hashes(h) for h in hashes.values()]
     across = union_sorted(_repeated_in(distinct), in_batch[in_sorted(in_batch, elsewhere)])

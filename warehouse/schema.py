@@ -176,8 +176,8 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
     run_id           VARCHAR NOT NULL
 );
 -- One row per distinct event id a usage month accepted (docs/contract/inputs.md, "Across months"): its
--- 64-bit hash(event_id, reverse(event_id)), written in hash order, so month M+1's ingestion finds its
--- repeats of M's ids without re-reading M (assets/usage_lookback.py). ~6 bytes an id as DuckDB stores it.
+-- 64-bit hash(event_id, reverse(event_id)), each once, appended and deleted by difference as folders are
+-- ingested, so month M+1's ingestion finds its repeats of M's ids without re-reading M (assets/usage_lookback.py).
 CREATE TABLE IF NOT EXISTS raw.usage_event_index (
     billing_month DATE NOT NULL,
     event_hash    UBIGINT NOT NULL
