@@ -6,10 +6,7 @@ imports Dagster (importing it costs ~2.5 s, more than a small day's whole ingest
 
 from datetime import datetime
 
-from warehouse.landing import REFERENCE_COLUMNS
-
-# The reference files the usage row rules read: unknown_customer and no_price.
-RULE_REFERENCES = ["customers", "price_book"]
+from warehouse.landing import REFERENCE_COLUMNS, RULE_REFERENCES  # noqa: F401 (RULE_REFERENCES re-exported)
 
 
 def load_reference_tables(con, landing, names: list[str], now: datetime) -> dict[str, int]:
