@@ -181,7 +181,7 @@ def issued_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "SELECT count(*) > 0 FROM audit.issued_months WHERE billing_month = ?", [month]
         ).fetchone()[0]
         if issued_before:
-            outcome = {"action": "restated", **restate_month(con, month, end, context.run_id, now)}
+            outcome = {"action": "restated", **restate_month(con, month, end, context.run.run_id, now)}
         else:
             options = CloseOptions.from_tags(context.run.tags)
             try:
@@ -193,7 +193,7 @@ def issued_invoices(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             except OutOfOrderMonth as exc:
                 con.execute("ROLLBACK")
                 raise dg.Failure(str(exc), allow_retries=False) from exc
-            outcome = {"action": "issued", **issue_month(con, month, context.run_id, now, options)}
+            outcome = {"action": "issued", **issue_month(con, month, context.run.run_id, now, options)}
         con.execute("COMMIT")
         immutable = issued_invoices_immutable(con, month)
         record_month_state(con, month)

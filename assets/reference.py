@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.ledger import describe_files
+from assets.reference_tables import load_reference_tables
 from config.partitions import monthly_partitions, run_month
 from warehouse.landing import REFERENCE_COLUMNS
 from warehouse.resource import WarehouseResource
@@ -24,29 +25,6 @@ class BadReferenceFile(Exception):
 def _header(path) -> list[str]:
     with path.open(encoding="utf-8-sig") as handle:
         return [c.strip() for c in handle.readline().rstrip("\r\n").split(",")]
-
-
-def load_reference_tables(con, landing, names: list[str], now: datetime) -> dict[str, int]:
-    """raw.<name> from reference/<name>.csv as it stands, for each name: rows loaded per name.
-
-    The close loads all four and records their hashes; a day's usage ingestion (assets/usage_day.py)
-    loads customers and the price book only, the two its row rules read, and records nothing.
-    """
-    loaded = {}
-    for name in names:
-        path = landing / "reference" / f"{name}.csv"
-        rel = path.relative_to(landing).as_posix()
-        columns = ", ".join(f"'{c}': 'VARCHAR'" for c in REFERENCE_COLUMNS[name])
-        con.execute(
-            f"""
-            CREATE OR REPLACE TABLE raw.{name} AS
-            SELECT *, ? AS _source_file, ? AS _loaded_at
-            FROM read_csv(?, header = true, columns = {{{columns}}}, quote = '"', escape = '"')
-            """,
-            [rel, now, str(path)],
-        )
-        loaded[name] = con.execute(f"SELECT count(*) FROM raw.{name}").fetchone()[0]
-    return loaded
 
 
 @dg.multi_asset(

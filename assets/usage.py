@@ -70,7 +70,7 @@ def usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                          f"({', '.join(f'{d:%d}' for d in batch.days) or 'none: all ingested before'})")
         # The whole ledger, every close, by a stat per file (a hash where size or mtime moved).
         problems = batch.problems | unverified_recorded_files(con, landing, "usage", "")
-        refresh_usage_daily(con, month)
+        refresh_usage_daily(con, month, whole=True)  # what dbt rates: the month copied whole
         month_records_view(con, landing, month)
         ingested = Ingested("usage", read_file_loads(con, "usage", month),
                             quarantined_by_reason(con, "usage", usage_month_prefix(month)), problems)

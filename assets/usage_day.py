@@ -6,7 +6,8 @@ customers and price book as they stand (what the row rules judge by), ingests th
 settles the month (assets/usage_folder.py): the month's accepted aggregates, and raw.usage_daily that
 the month-to-date preview rates (orchestration/preview.py runs it after each successful day), are
 then current as of the days ingested. The checks that can judge a day run here, so a bad file is heard of the day it
-lands: unreadable or changed files, C9 (unpriced usage), the per-file reconciliation. They are not
+lands: unreadable or changed files, C9 (unpriced usage), the per-file reconciliation, C13 on the
+customers and price book the row rules judged by. They are not
 blocking: the step succeeds with the rest of the folder loaded, the alert sensor sends one message
 per failed check and day, and the close judges the month again as it always did.
 """
@@ -16,16 +17,12 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.ingestion import read_file_loads
-from assets.reference import load_reference_tables
+from assets.reference_tables import RULE_REFERENCES, load_reference_tables
 from assets.usage_folder import folder_prefix, ingest_folders, refresh_usage_daily, visible_sql
 from config.partitions import daily_partitions
 from quality.usage_checks import (USAGE_DAY_KEY, USAGE_KEY, usage_day_check_specs, usage_day_is_priced,
-                                  usage_day_readable, usage_day_rows_reconcile)
+                                  usage_day_readable, usage_day_references_valid, usage_day_rows_reconcile)
 from warehouse.resource import WarehouseResource
-
-# The reference files the row rules read: unknown_customer and no_price.
-RULE_REFERENCES = ["customers", "price_book"]
-
 
 def ingest_day(con, landing, day) -> tuple[object, list]:
     """Ingest one folder (reference tables first); the batch and the day's check results."""
@@ -35,7 +32,7 @@ def ingest_day(con, landing, day) -> tuple[object, list]:
     refresh_usage_daily(con, month)  # what the month-to-date preview rates
     prefix = folder_prefix(day)
     checks = [usage_day_readable(batch.problems), usage_day_is_priced(con, prefix),
-              usage_day_rows_reconcile(con, month, prefix, visible_sql(month))]
+              usage_day_rows_reconcile(con, month, prefix, visible_sql(month)), *usage_day_references_valid(con)]
     return batch, checks
 
 

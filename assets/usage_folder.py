@@ -15,11 +15,15 @@ settle it later, and reads no other folder in full (docs/decisions.md #73):
   becomes shared only now, the other folder's rows of that hash are read back, filtered by hash
   (a few rows, only from the folders concerned).
 
-The month is then settled from the candidates alone (`settle_month`): exactly by event_id, first in
-(folder, file name, row) order; the duplicate quarantine and the re-deliveries are rewritten, and
-the accepted aggregate is Σ folders' valid aggregates − the non-standing candidates, so a late
-file in an earlier folder corrects later days without reading them again. Hash collisions only
-add candidates (settled exactly). Measured costs: docs/performance.md ("Daily ingestion").
+The month is then settled from the candidates alone (`settle_month`, assets/usage_settle.py): exactly
+by event_id, first in (folder, file name, row) order; the duplicate quarantine and the re-deliveries
+are rewritten, and the accepted aggregate is Σ folders' valid aggregates − the non-standing
+candidates, summed again only for the groups the batch touched, so a late file in an earlier folder
+corrects later days without reading them again. Hash collisions only add candidates (settled
+exactly). What is shared with other folders or the previous month is found by probing their hash
+tables with the batch's hashes, and the month's index follows by difference: a day's cost follows
+the day, but for one scan of the month's hashes (decisions #99-#101). Measured costs:
+docs/performance.md ("Daily ingestion", and "A day costs a day").
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from assets.ingestion import write_file_loads
 from assets.ledger import LandedFile, changed_files, describe_files, missing_files, record_files
 from assets.usage_typed import (LOOKUPS_SQL, RAW_JSON_SQL, flagged_sql, probe_parquet, repeated_event_hashes,
                           sorted_event_hashes, usage_view_sql)
-from assets.usage_lookback import previous_month, settle_lookback, shared_hashes, temp_hash_table, unique_sorted
-from assets.usage_lookback import write_index, indexed_hashes
+from assets.usage_lookback import (in_sorted, previous_month, settle_lookback, temp_hash_table, union_sorted,
+                                   unique_sorted)
+from assets.usage_settle import OTHER_VIEW, settle_month, temp_view
+from assets.usage_settle import refresh_usage_daily, visible_sql  # noqa: F401 (re-exported: usage, usage_day, cli)
 from warehouse.landing import file_sha256, usage_month_prefix
 
 FOLDER_VIEW = "usage_folder_typed"
-OTHER_VIEW = "usage_other_typed"
 EMPTY = np.empty(0, dtype=np.uint64)
 
 
@@ -73,10 +78,6 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     start = datetime(month.year, month.month, 1)
     end = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1)
     return start, end
-
-
-def _temp_view(sql: str) -> str:
-    return sql.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1)
 
 
 def _sorted(values: np.ndarray) -> np.ndarray:
@@ -186,7 +187,7 @@ def _valid_hashes(con, hashes: np.ndarray) -> np.ndarray:
         GROUP BY 1 HAVING NOT bool_or(reason IS NULL)""").fetchnumpy()["h"]
     distinct = unique_sorted(hashes)
     if len(dropped):
-        distinct = distinct[~np.isin(distinct, np.asarray(dropped, dtype=np.uint64))]
+        distinct = distinct[~in_sorted(distinct, _sorted(dropped))]
     return distinct
 
 
@@ -200,12 +201,65 @@ def _write_hashes(con, month: date, day: date, hashes: np.ndarray) -> None:
         con.unregister("usage_folder_hashes_in")
 
 
-def _existing_hashes(con, month: date, skip: list[date]) -> np.ndarray:
-    """The valid hashes of the month's folders outside this batch, sorted (each folder's are a sorted run)."""
-    hashes = con.execute(
-        "SELECT event_hash FROM raw.usage_folder_hashes WHERE billing_month = ? AND NOT list_contains(?, folder_day)",
-        [month, skip]).fetchnumpy()["event_hash"]
-    return _sorted(hashes)
+# The batch's hashes (and its folders' hashes as last ingested) that a folder outside the batch holds: one
+# scan of the month's folder hashes probing a hash table of the batch's — no month-sized array in Python.
+HELD_ELSEWHERE_SQL = """
+SELECT folder_day, event_hash FROM raw.usage_folder_hashes
+WHERE billing_month = $month AND event_hash IN (SELECT h FROM usage_probe_hashes)
+"""
+
+# The batch's hashes the previous month accepted (its index): look-back candidates.
+HELD_BEFORE_SQL = """
+SELECT event_hash FROM raw.usage_event_index
+WHERE billing_month = $previous AND event_hash IN (SELECT h FROM usage_probe_hashes)
+"""
+
+
+def _probe(con, sql: str, values: dict) -> np.ndarray:
+    return _sorted(con.execute(sql, values).fetchnumpy()["event_hash"])
+
+
+def _held_elsewhere(con, batch: FolderBatch) -> np.ndarray:
+    """The probed hashes a folder of the month outside the batch holds, sorted and distinct (the batch's own
+    folders are left out here, from the few rows found, rather than by a list test on each of the month's rows)."""
+    found = con.execute(HELD_ELSEWHERE_SQL, {"month": batch.month}).fetchnumpy()
+    outside = ~np.isin(found["folder_day"].astype("datetime64[D]"), np.array(batch.days, dtype="datetime64[D]"))
+    return union_sorted(np.asarray(found["event_hash"], dtype=np.uint64)[outside])
+
+
+def _batch_hashes_before(con, batch: FolderBatch) -> np.ndarray:
+    """The valid hashes the batch's folders held as last ingested (empty for a folder's first ingestion)."""
+    return unique_sorted(_probe(con, """
+        SELECT event_hash FROM raw.usage_folder_hashes
+        WHERE billing_month = $month AND folder_day BETWEEN $first AND $last AND list_contains($days, folder_day)""",
+        {"month": batch.month, "first": batch.days[0], "last": batch.days[-1], "days": batch.days}))
+
+
+def _update_index(con, month: date, before: np.ndarray, after: np.ndarray, elsewhere: np.ndarray,
+                  alone: bool) -> None:
+    """The month's index := the distinct valid hashes of its folders, by difference (decisions #99).
+
+    `before`/`after`: the batch folders' valid hashes as last ingested and now; `elsewhere`: those of
+    either held by another folder of the month. Appended: after − before − elsewhere; deleted:
+    before − after − elsewhere. `alone` (no other folder ingested): the month's rows are replaced,
+    so that an index written otherwise (an older billops) is not appended to.
+    """
+    if alone:
+        con.execute("DELETE FROM raw.usage_event_index WHERE billing_month = ?", [month]).fetchall()
+        added = after
+    else:
+        added = after[~in_sorted(after, union_sorted(before, elsewhere))]
+        gone = before[~in_sorted(before, union_sorted(after, elsewhere))]
+        if len(gone):
+            temp_hash_table(con, "usage_index_gone", gone)
+            con.execute("DELETE FROM raw.usage_event_index WHERE billing_month = ? "
+                        "AND event_hash IN (SELECT h FROM usage_index_gone)", [month]).fetchall()
+    if len(added):
+        con.register("usage_index_in", pa.table({"h": pa.array(added, type=pa.uint64())}))
+        try:
+            con.execute("INSERT INTO raw.usage_event_index SELECT $month, h FROM usage_index_in", {"month": month})
+        finally:
+            con.unregister("usage_index_in")
 
 
 def _repeated_in(arrays: list[np.ndarray]) -> np.ndarray:
@@ -236,7 +290,7 @@ def _fetch_shared(con, batch: FolderBatch, shared: np.ndarray) -> int:
         if not paths:
             continue
         footers = {p: probe_parquet(con, p) for p in paths}
-        con.execute(_temp_view(usage_view_sql(batch.landing, paths, footers, view=OTHER_VIEW)))
+        con.execute(temp_view(usage_view_sql(batch.landing, paths, footers, view=OTHER_VIEW)))
         temp_hash_table(con, "usage_fetch_hashes", np.asarray(hashes, dtype=np.uint64))
         before = con.execute("SELECT count(*) FROM raw.usage_candidates").fetchone()[0]
         con.execute(FETCH_SQL, {"month": batch.month, "day": day})
@@ -248,8 +302,11 @@ def load_folders(con, batch: FolderBatch) -> None:
     """Ingest the batch's folders (inside the caller's transaction): quarantine, aggregates, hashes, candidates.
 
     Three scans of each folder's files, as the month-wide pass made of the month: hashes, flags, sums.
-    The candidate hashes of the batch are decided before any folder is flagged, from every folder's
-    hashes at once: repeated inside a folder, held by two folders, or accepted by the previous month.
+    The candidate hashes of the batch are decided before any folder is flagged, from every batch
+    folder's hashes at once: repeated inside a folder, held by two folders, or accepted by the
+    previous month — the last two found by probing the month's and the previous month's tables with
+    the batch's hashes (HELD_ELSEWHERE_SQL, HELD_BEFORE_SQL), a cost that follows the batch.
+    Leaves `usage_touched`: the groups the batch's folders held before and hold now, for settle_month.
     """
     start, end = month_bounds(batch.month)
     params = {"start": start, "end": end}
@@ -260,25 +317,35 @@ def load_folders(con, batch: FolderBatch) -> None:
     for day in batch.days:
         files = batch.files[day]
         footers = {f.path: batch.footers[f.rel] for f in files}
-        con.execute(_temp_view(usage_view_sql(batch.landing, [f.path for f in files], footers, view=FOLDER_VIEW)))
+        con.execute(temp_view(usage_view_sql(batch.landing, [f.path for f in files], footers, view=FOLDER_VIEW)))
         hashes[day] = sorted_event_hashes(con, FOLDER_VIEW)
-    existing = _existing_hashes(con, batch.month, batch.days)
+    distinct = [unique_sorted(h) for h in hashes.values()]
+    in_batch = union_sorted(*distinct)
+    before = _batch_hashes_before(con, batch)
+    temp_hash_table(con, "usage_probe_hashes", union_sorted(in_batch, before))
+    values = {"month": batch.month, "days": batch.days}
+    elsewhere = _held_elsewhere(con, batch)
+    previous = {"previous": previous_month(batch.month)}
+    indexed = con.execute("SELECT count(*) FROM raw.usage_event_index WHERE billing_month = $previous",
+                          previous).fetchall()[0][0]  # no month before: no hash table built to probe it
+    lookback = _probe(con, HELD_BEFORE_SQL, previous) if indexed else EMPTY
     within = [repeated_event_hashes(h) for h in hashes.values()]
-    across = _repeated_in([unique_sorted(h) for h in hashes.values()] + ([existing] if len(existing) else []))
-    month_hashes = _sorted(np.concatenate([unique_sorted(h) for h in hashes.values()] + [existing]))
-    month_hashes = unique_sorted(month_hashes)
-    prior = indexed_hashes(con, previous_month(batch.month))
-    lookback = shared_hashes(month_hashes, prior) if len(prior) and len(month_hashes) else EMPTY
-    del month_hashes, prior
-    candidates = np.union1d(np.union1d(across, lookback), np.concatenate(within) if within else EMPTY)
+    across = union_sorted(_repeated_in(distinct), in_batch[in_sorted(in_batch, elsewhere)])
+    candidates = union_sorted(across, lookback, *within)
+    del distinct, in_batch
     temp_hash_table(con, "usage_repeated_hashes", candidates)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE usage_touched AS
+        SELECT DISTINCT customer_id, resource_id, sku, usage_date FROM raw.usage_folder_daily
+        WHERE billing_month = $month AND folder_day BETWEEN $first AND $last AND list_contains($days, folder_day)""",
+                values | {"first": batch.days[0], "last": batch.days[-1]})
     batch_valid = []
     for day in batch.days:
         # the look-back candidates this folder holds: the previous month's files are read only for them
-        temp_hash_table(con, "usage_lookback_hashes", np.intersect1d(lookback, hashes[day]))
+        temp_hash_table(con, "usage_lookback_hashes", lookback[in_sorted(lookback, hashes[day])])
         files = batch.files[day]
         footers = {f.path: batch.footers[f.rel] for f in files}
-        con.execute(_temp_view(usage_view_sql(batch.landing, [f.path for f in files], footers, view=FOLDER_VIEW)))
+        con.execute(temp_view(usage_view_sql(batch.landing, [f.path for f in files], footers, view=FOLDER_VIEW)))
         con.execute(flagged_sql(FOLDER_VIEW), params)
         settle_lookback(con, batch.landing, batch.month)
         values = {"prefix": folder_prefix(day), "now": batch.now, "month": batch.month, "day": day}
@@ -286,6 +353,8 @@ def load_folders(con, batch: FolderBatch) -> None:
             con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
         for statement in AGGREGATE_SQL.split(";"):
             con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
+        con.execute("""INSERT INTO usage_touched SELECT customer_id, resource_id, sku, usage_date
+                       FROM usage_valid_groups WHERE per_day = 1""")
         con.execute("DELETE FROM raw.usage_folder_files WHERE folder_day = ?", [day])
         con.execute(
             """INSERT INTO raw.usage_folder_files
@@ -297,161 +366,13 @@ def load_folders(con, batch: FolderBatch) -> None:
         valid = _valid_hashes(con, hashes.pop(day))
         _write_hashes(con, batch.month, day, valid)
         batch_valid.append(valid)
-    if len(existing) and batch_valid:
-        _fetch_shared(con, batch, shared_hashes(_sorted(np.concatenate(batch_valid)), existing))
-
-
-# --- the month, settled from the candidates -----------------------------------------------------------
-
-SETTLE_SQL = """
-CREATE OR REPLACE TEMP TABLE usage_repeats AS
-WITH ranked AS (
-  SELECT *,
-    row_number() OVER w AS delivery,
-    first_value(source_file) OVER w AS first_file,
-    first_value(row_number) OVER w AS first_row_number,
-    first_value(content) OVER w AS first_content
-  FROM raw.usage_candidates WHERE billing_month = $month
-  WINDOW w AS (PARTITION BY event_id ORDER BY source_file, row_number)
-)
-SELECT source_file, row_number, event_id, raw, content, first_content, first_file, first_row_number,
-       content IS NOT DISTINCT FROM first_content AS same_content
-FROM ranked WHERE delivery > 1;
-DELETE FROM audit.quarantine q WHERE q.source = 'usage' AND q.reason = 'conflicting_duplicate' AND q.file LIKE $prefix
-  AND EXISTS (SELECT 1 FROM raw.usage_candidates c
-              WHERE c.billing_month = $month AND c.source_file = q.file AND c.row_number = q.row_number);
-INSERT INTO audit.quarantine
-  SELECT 'usage', source_file, row_number, event_id, 'conflicting_duplicate',
-         'event_id ' || event_id || ' first delivered in ' || first_file || ' row ' || first_row_number || ' with different content',
-         raw, $now
-  FROM usage_repeats WHERE NOT same_content;
-DELETE FROM audit.redeliveries WHERE source = 'usage' AND file LIKE $prefix;
-INSERT INTO audit.redeliveries
-  SELECT 'usage', source_file, row_number, event_id, first_file, first_row_number, $now
-  FROM usage_repeats WHERE same_content;
-CREATE OR REPLACE TEMP TABLE usage_removed AS
-SELECT content.customer_id AS customer_id, content.resource_id AS resource_id, content.sku AS sku,
-       content.start_time::DATE AS usage_date, sum(content.quantity) AS quantity, count(*) AS records,
-       -- the latest start among the removed records whose standing delivery is not in the same group at the
-       -- same start (a re-delivery always is, and so is a conflicting one differing only in quantity or region)
-       max(content.start_time) FILTER (WHERE NOT same_content AND (
-         struct_extract(content, 'customer_id') IS DISTINCT FROM struct_extract(first_content, 'customer_id')
-         OR struct_extract(content, 'resource_id') IS DISTINCT FROM struct_extract(first_content, 'resource_id')
-         OR struct_extract(content, 'sku') IS DISTINCT FROM struct_extract(first_content, 'sku')
-         OR struct_extract(content, 'start_time') IS DISTINCT FROM struct_extract(first_content, 'start_time')))
-         AS last_at_risk
-FROM usage_repeats GROUP BY ALL;
-DELETE FROM raw.usage_accepted_daily WHERE billing_month = $month;
-INSERT INTO raw.usage_accepted_daily
-WITH total AS (
-  SELECT customer_id, resource_id, sku, usage_date, sum(quantity) AS quantity, sum(records) AS records,
-         max(last_start_time) AS last_start_time
-  FROM raw.usage_folder_daily WHERE billing_month = $month GROUP BY ALL
-)
-SELECT $month, t.customer_id, t.resource_id, t.sku, t.usage_date,
-       (t.quantity - coalesce(r.quantity, 0))::DECIMAL(38,6), t.records - coalesce(r.records, 0), t.last_start_time
-FROM total t LEFT JOIN usage_removed r
-  ON r.customer_id = t.customer_id AND r.resource_id = t.resource_id AND r.sku = t.sku AND r.usage_date = t.usage_date
-WHERE t.records - coalesce(r.records, 0) > 0
-"""
-
-# Groups whose latest record may be one that did not stand, and the folders that hold each.
-STALE_LAST_SQL = """
-CREATE OR REPLACE TEMP TABLE usage_stale_last AS
-SELECT a.customer_id, a.resource_id, a.sku, a.usage_date
-FROM raw.usage_accepted_daily a JOIN usage_removed r
-  ON r.customer_id = a.customer_id AND r.resource_id = a.resource_id AND r.sku = a.sku AND r.usage_date = a.usage_date
-WHERE a.billing_month = $month AND r.last_at_risk >= a.last_start_time
-"""
-
-# One read of the folders concerned, filtered by the groups' keys: their latest accepted start.
-EXACT_LAST_SQL = """
-UPDATE raw.usage_accepted_daily SET last_start_time = x.last_start_time
-FROM (
-  SELECT u.customer_id, u.resource_id, u.sku, u.start_time::DATE AS usage_date, max(u.start_time) AS last_start_time
-  FROM usage_other_typed u SEMI JOIN usage_stale_last k
-    ON k.customer_id = u.customer_id AND k.resource_id = u.resource_id AND k.sku = u.sku
-   AND k.usage_date = u.start_time::DATE
-  WHERE NOT EXISTS (SELECT 1 FROM audit.quarantine q WHERE q.source = 'usage'
-                    AND q.file = u.source_file AND q.row_number = u.row_number)
-    AND NOT EXISTS (SELECT 1 FROM audit.redeliveries r WHERE r.source = 'usage'
-                    AND r.file = u.source_file AND r.row_number = u.row_number)
-  GROUP BY ALL
-) x
-WHERE usage_accepted_daily.billing_month = $month AND usage_accepted_daily.customer_id = x.customer_id
-  AND usage_accepted_daily.resource_id = x.resource_id AND usage_accepted_daily.sku = x.sku
-  AND usage_accepted_daily.usage_date = x.usage_date
-"""
-
-
-def _exact_last_start(con, landing: Path, month: date) -> int:
-    """The latest accepted start of each group whose latest valid record may not stand (rare: a conflicting
-    duplicate at another time or key, on the group's last hour), read back from the folders holding the
-    group, filtered by key: one read for all such groups. How many groups."""
-    con.execute(STALE_LAST_SQL, {"month": month})
-    stale = con.execute("SELECT count(*) FROM usage_stale_last").fetchone()[0]
-    if not stale:
-        return 0
-    rels = [rel for (rel,) in con.execute("""
-        SELECT DISTINCT ff.file FROM raw.usage_folder_files ff
-        WHERE ff.billing_month = $month AND ff.folder_day IN (
-          SELECT DISTINCT f.folder_day FROM raw.usage_folder_daily f SEMI JOIN usage_stale_last k
-            ON k.customer_id = f.customer_id AND k.resource_id = f.resource_id AND k.sku = f.sku
-           AND k.usage_date = f.usage_date
-          WHERE f.billing_month = $month)
-        ORDER BY 1""", {"month": month}).fetchall()]
-    paths = [landing / rel for rel in rels if (landing / rel).is_file()]
-    if paths:
-        con.execute(_temp_view(usage_view_sql(landing, paths, {p: probe_parquet(con, p) for p in paths},
-                                              view=OTHER_VIEW)))
-        con.execute(EXACT_LAST_SQL, {"month": month})
-    return stale
-
-
-def settle_month(con, landing: Path, month: date, now: datetime) -> dict[str, int]:
-    """Settle the month's duplicates from its candidates; rewrite its accepted aggregates and index.
-
-    Returns rows read per file of the month (audit.file_loads' `rows_read`)."""
-    values = {"month": month, "prefix": usage_month_prefix(month), "now": now}
-    for statement in SETTLE_SQL.split(";"):
-        if statement.strip():
-            con.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
-    _exact_last_start(con, landing, month)
-    hashes = con.execute("SELECT event_hash FROM raw.usage_folder_hashes WHERE billing_month = ?",
-                         [month]).fetchnumpy()["event_hash"]
-    write_index(con, month, _sorted(hashes))
-    return dict(con.execute("SELECT file, rows_read FROM raw.usage_folder_files WHERE billing_month = ? ORDER BY file",
-                            [month]).fetchall())
-
-
-# What dbt rates: one month's accepted usage per (customer, resource, SKU, UTC day), settled. The close
-# writes it for the month it closes; a day's ingestion for its month, so that the month-to-date preview
-# (orchestration/preview.py) rates the days ingested so far.
-USAGE_DAILY_SQL = """
-CREATE OR REPLACE TABLE raw.usage_daily AS
-SELECT customer_id, resource_id, sku, usage_date, quantity, records, last_start_time
-FROM raw.usage_accepted_daily WHERE billing_month = ?
-"""
-
-
-def refresh_usage_daily(con, month: date) -> None:
-    """raw.usage_daily := the month's settled aggregates."""
-    con.execute(USAGE_DAILY_SQL, [month])
-
-
-def visible_sql(month: date) -> str:
-    """Per file of the month: the valid rows less the candidates that did not stand (what rating sums)."""
-    m = f"DATE '{month:%Y-%m-%d}'"
-    return f"""
-SELECT f.file AS source_file, f.valid - coalesce(x.n, 0) AS n
-FROM raw.usage_folder_files f
-LEFT JOIN (
-  SELECT c.source_file, count(*) AS n FROM raw.usage_candidates c
-  WHERE c.billing_month = {m} AND (
-    EXISTS (SELECT 1 FROM audit.redeliveries r WHERE r.source = 'usage' AND r.file = c.source_file AND r.row_number = c.row_number)
-    OR EXISTS (SELECT 1 FROM audit.quarantine q WHERE q.source = 'usage' AND q.file = c.source_file AND q.row_number = c.row_number))
-  GROUP BY 1) x ON x.source_file = f.file
-WHERE f.billing_month = {m}"""
+    after = union_sorted(*batch_valid)
+    if len(elsewhere) and len(after):
+        _fetch_shared(con, batch, after[in_sorted(after, elsewhere)])
+    alone = not con.execute("""SELECT count(*) FROM raw.usage_folder_files
+                               WHERE billing_month = ? AND NOT list_contains(?, folder_day)""",
+                            [batch.month, batch.days]).fetchall()[0][0]
+    _update_index(con, batch.month, before, after, elsewhere, alone)
 
 
 # --- which folders need ingesting ------------------------------------------------------------------------
@@ -520,7 +441,7 @@ def ingest_folders(con, landing: Path, month: date, days: list[date] | None = No
                     p.startswith(f"usage/dt={day:%Y-%m-%d}/") for p in batch.problems):
                 con.execute("INSERT INTO raw.usage_folder_state VALUES (?, ?, ?, ?, ?, ?)",
                             [month, day, json.dumps({f.rel: f.sha256 for f in files}), reference, lookback, now])
-        rows_read = settle_month(con, landing, month, now)
+        rows_read = settle_month(con, landing, month, batch.days, now)
         write_file_loads(con, "usage", month, rows_read, now)
         con.execute("COMMIT")
     except BaseException:

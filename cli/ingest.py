@@ -17,12 +17,11 @@ from datetime import date, datetime, timezone
 import duckdb
 
 from assets.feeds_day import FEEDS, IssuedMonth, feed_files, ingest_feeds
-from assets.reference import load_reference_tables
-from assets.usage_day import RULE_REFERENCES
+from assets.reference_tables import RULE_REFERENCES, load_reference_tables
 from assets.usage_folder import ingest_folders, refresh_usage_daily
 from config.settings import Settings
 from warehouse.landing import landed_usage_months
-from warehouse.resource import WarehouseResource
+from warehouse.connection import open_warehouse
 
 
 class IngestRefused(Exception):
@@ -70,10 +69,9 @@ def _ingest_feeds(con: duckdb.DuckDBPyConnection, settings: Settings, outcome: I
 
 def ingest_landed(settings: Settings) -> IngestOutcome:
     """Ingest every stale usage folder of the months not issued, oldest month first."""
-    warehouse = WarehouseResource(path=str(settings.warehouse), landing=str(settings.landing))
     outcome = IngestOutcome()
     try:
-        connection = warehouse.connect()
+        connection = open_warehouse(settings.warehouse)
         con = connection.__enter__()
     except duckdb.IOException as exc:
         raise IngestRefused(f"the warehouse {settings.warehouse} is in use by another process (a close running?): "

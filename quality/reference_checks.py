@@ -188,8 +188,13 @@ def load_snapshot(con, name: str):
     return data
 
 
-def judge(name: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
-    """C13's result for one snapshot: the offending rows named by file, row and rule."""
+def judge(name: str, outcome: SuiteOutcome, asset_key: dg.AssetKey | None = None,
+          check_name: str | None = None, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+          ) -> dg.AssetCheckResult:
+    """C13's result for one snapshot: the offending rows named by file, row and rule.
+
+    The close's check is on the snapshot's own asset (raw/<name>); a usage day judges the two
+    snapshots its row rules read on its own asset (quality/usage_checks.py), under another name."""
     file = f"reference/{name}.csv"
     offending = [{"file": file, "row": o.index.get("row"), "rule": o.rule, "value": o.value} for o in outcome.offences]
     named = "; ".join(
@@ -204,7 +209,7 @@ def judge(name: str, outcome: SuiteOutcome) -> dg.AssetCheckResult:
         description = f"C13 failed: {file}: {rows} row(s) break the landing contract: {named}"
     else:
         description = f"C13: all {outcome.rows_checked} rows of {file} follow the landing contract"
-    return suite_result(dg.AssetKey(["raw", name]), f"C13_{name}_valid", dg.AssetCheckSeverity.ERROR,
+    return suite_result(asset_key or dg.AssetKey(["raw", name]), check_name or f"C13_{name}_valid", severity,
                         description, outcome, offending, file=file)
 
 

@@ -10,8 +10,10 @@ from datetime import date
 import dagster as dg
 import duckdb
 
+from quality.gx_runner import run_suite
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
-from warehouse.landing import usage_month_prefix
+from quality.reference_checks import SUITES, judge, load_snapshot
+from warehouse.landing import RULE_REFERENCES, usage_month_prefix
 
 USAGE_KEY = dg.AssetKey(["raw", "usage"])
 
@@ -60,7 +62,15 @@ def usage_is_priced(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetChec
 USAGE_DAY_KEY = dg.AssetKey(["raw", "usage_day"])
 DAY_READABLE, DAY_PRICED, DAY_RECONCILE = "usage_day_files_readable", "C9_usage_day_is_priced", "usage_day_rows_reconcile"
 
+# C13 on the day: the snapshots the day's row rules judged by (unknown_customer, no_price), as it loaded them.
+DAY_REFERENCE_CHECKS = {"customers": "C13_day_customers_valid", "price_book": "C13_day_price_book_valid"}
+assert list(DAY_REFERENCE_CHECKS) == RULE_REFERENCES
+
 usage_day_check_specs = [
+    *[dg.AssetCheckSpec(check, asset=USAGE_DAY_KEY,
+                        description=f"C13 on the day: every row of reference/{name}.csv, as the day's row rules read "
+                                    "it, follows the landing contract (the close's C13 suite); names file, row, rule.")
+      for name, check in DAY_REFERENCE_CHECKS.items()],
     dg.AssetCheckSpec(DAY_READABLE, asset=USAGE_DAY_KEY,
                       description="Every file of the day's folder could be read and is unchanged since the ledger recorded it."),
     dg.AssetCheckSpec(DAY_PRICED, asset=USAGE_DAY_KEY,
@@ -116,3 +126,10 @@ def usage_day_rows_reconcile(con: duckdb.DuckDBPyConnection, month: date, prefix
         metadata={"files_checked": len(rows), "rows_read": sum(r[1] for r in rows),
                   "rows_accepted": sum(r[2] for r in rows), "rows_quarantined": sum(r[4] for r in rows)},
     )
+
+
+def usage_day_references_valid(con: duckdb.DuckDBPyConnection) -> list[dg.AssetCheckResult]:
+    """C13's suites on raw.customers and raw.price_book as the day loaded them (~3 s, GX's import most of it):
+    a bad snapshot is heard of the day a usage folder is judged by it, not at the close."""
+    return [judge(name, run_suite(f"c13_{name}", load_snapshot(con, name), SUITES[name], ["row"]),
+                  USAGE_DAY_KEY, check) for name, check in DAY_REFERENCE_CHECKS.items()]

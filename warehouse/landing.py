@@ -16,6 +16,9 @@ REFERENCE_COLUMNS: dict[str, list[str]] = {
     "credit_grants": ["grant_id", "customer_id", "amount", "kind", "granted_at", "expires_at", "reason"],
 }
 
+# The reference files the usage row rules read (unknown_customer, no_price): a usage day loads and judges these two.
+RULE_REFERENCES = ["customers", "price_book"]
+
 PRICING_MODELS = ("hourly_capped", "unit", "transfer", "graduated", "flat_monthly")
 
 

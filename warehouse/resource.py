@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 
 from config.settings import absolute, load_settings
-from warehouse.schema import bootstrap
+from warehouse.connection import open_warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -41,12 +41,5 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.warehouse_path), read_only=read_only)
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            if not read_only:
-                bootstrap(con)
+        with open_warehouse(self.warehouse_path, read_only) as con:
             yield con
-        finally:
-            con.close()

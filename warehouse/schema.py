@@ -176,8 +176,8 @@ CREATE TABLE IF NOT EXISTS audit.restatements (
     run_id           VARCHAR NOT NULL
 );
 -- One row per distinct event id a usage month accepted (docs/contract/inputs.md, "Across months"): its
--- 64-bit hash(event_id, reverse(event_id)), written in hash order, so month M+1's ingestion finds its
--- repeats of M's ids without re-reading M (assets/usage_lookback.py). ~6 bytes an id as DuckDB stores it.
+-- 64-bit hash(event_id, reverse(event_id)), each once, appended and deleted by difference as folders are
+-- ingested, so month M+1's ingestion finds its repeats of M's ids without re-reading M (assets/usage_lookback.py).
 CREATE TABLE IF NOT EXISTS raw.usage_event_index (
     billing_month DATE NOT NULL,
     event_hash    UBIGINT NOT NULL
@@ -242,6 +242,11 @@ CREATE TABLE IF NOT EXISTS raw.usage_accepted_daily (
     quantity        DECIMAL(38,6),
     records         BIGINT,
     last_start_time TIMESTAMP
+);
+-- Which month raw.usage_daily (what dbt rates, one month) holds, so that a day of that month updates it
+-- in place (assets/usage_settle.py); a copy of another month replaces it whole.
+CREATE TABLE IF NOT EXISTS raw.usage_daily_state (
+    billing_month DATE NOT NULL
 );
 -- Columns added after the first release, so that a warehouse closed by an older billops opens.
 -- modified_ns: the file's mtime when last verified; a close stats every recorded file and hashes

@@ -206,6 +206,10 @@ def test_day_12_quarantines_bad_rows_and_names_the_unreadable_file_in_a_failed_c
                          pa.array(["day12-bad-1", "day12-bad-2", "day12-bad-3"], pa.string()))
     pq.write_table(bad, folder / "late-bad-rows.parquet")
     (folder / "late-truncated.parquet").write_bytes(b"PAR1 not a parquet file")
+    # and a price book row C13 refuses (a model the contract does not know), for a SKU no usage names
+    with (ws.landing / "reference" / "price_book.csv").open("a") as book:
+        book.write("zz-never-used,Test,Never used,per_fortnight,hour,0.01,,,,,2025-01-01,\n")
+    book_rows = sum(1 for _ in (ws.landing / "reference" / "price_book.csv").open()) - 1
     with dg.DagsterInstance.ephemeral() as instance:
         assert _day_runs(ws, instance) == ["2026-10-12"]
         (run,) = instance.get_runs()
@@ -222,10 +226,16 @@ def test_day_12_quarantines_bad_rows_and_names_the_unreadable_file_in_a_failed_c
     quarantined = ws.query("SELECT row_number, reason FROM audit.quarantine WHERE file LIKE '%late-bad-rows.parquet' "
                            "ORDER BY row_number")
     assert quarantined == [(1, "unknown_customer"), (2, "bad_schema"), (3, "unknown_customer")]
-    # one alert: the failed check of that day, naming the file and the day
-    (draft,) = drafts
-    assert "usage ingestion of day 2026-10-12" in draft.text and "late-truncated.parquet" in draft.text
-    assert draft.billing_month == date(2026, 10, 1)
+    # C13 on the day: the price book's row named by file, row and rule; the customers pass
+    c13 = evaluations["C13_day_price_book_valid"]
+    assert not c13.passed and evaluations["C13_day_customers_valid"].passed
+    assert (f"C13 failed: reference/price_book.csv: 1 row(s) break the landing contract: row {book_rows}: model must be "
+            "one of") in c13.description and "[found per_fortnight]" in c13.description
+    # one alert per failed check of that day, naming the file and the day
+    readable, reference = sorted(drafts, key=lambda d: "price_book.csv" in d.text)
+    assert "usage ingestion of day 2026-10-12" in readable.text and "late-truncated.parquet" in readable.text
+    assert "2026-10-12" in reference.text and "reference/price_book.csv" in reference.text
+    assert readable.billing_month == reference.billing_month == date(2026, 10, 1)
     # billops ingest names the unreadable file and exits non-zero (the folder's state is not recorded)
     done = ws.billops("ingest")
     assert done.returncode == 1 and "late-truncated.parquet" in done.stderr

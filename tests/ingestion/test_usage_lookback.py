@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
-from assets.usage_lookback import shared_hashes
+from assets.usage_lookback import in_sorted, union_sorted
 from tests.ingestion.conftest import checks, file_loads, materialize, quarantined, usage_row
 
 UTC = timezone.utc
@@ -52,7 +52,7 @@ def test_the_index_holds_each_accepted_id_once_in_hash_order_and_a_rerun_replace
     assert len(index) == len(accepted_ids) == 2665  # 2,774 rows read: 109 re-delivered on 2026-10-15, 1 bad
     assert len(records) == 2775
     assert set(index) == _hash(sorted(accepted_ids))
-    assert index == sorted(index)  # written in hash order: the next month merges it without sorting
+    assert len(set(index)) == len(index)  # each hash once: a batch appends only the hashes the month lacked
     assert materialize(golden).success  # a re-run (or restatement) replaces the month's rows
     assert _index(golden, "2026-10-01") == index
 
@@ -114,14 +114,15 @@ def test_a_first_month_has_no_lookback(golden):
     assert golden.query("SELECT count(*) FROM audit.quarantine") == [(0,)]
 
 
-def test_shared_hashes_merges_sorted_runs_exactly():
+def test_the_sorted_set_operations_are_exact():
     rng = np.random.default_rng(71)
     a = np.sort(rng.integers(0, 2**64 - 1, 200_000, dtype=np.uint64, endpoint=True))
     b = np.sort(np.concatenate([rng.integers(0, 2**64 - 1, 150_000, dtype=np.uint64, endpoint=True), a[::997]]))
-    a = np.sort(np.concatenate([a, a[::5003]]))  # repeats inside a month, as the in-month pass sees them
-    want = np.intersect1d(a, b)
-    assert len(want) == len(np.unique(a[::997]))
-    for chunk in (1 << 23, 4096, 7):  # one chunk, many, and chunk edges falling inside runs
-        assert np.array_equal(shared_hashes(a, b, chunk=chunk), want)
+    a = np.sort(np.concatenate([a, a[::5003]]))  # repeats inside a folder, as its sorted hashes hold them
+    shared = a[in_sorted(a, b)]
+    assert np.array_equal(np.unique(shared), np.intersect1d(a, b)) and len(np.unique(shared)) == len(a[::997])
+    assert np.array_equal(union_sorted(a, b, a[:10]), np.union1d(a, b))
+    assert np.array_equal(in_sorted(b, a), np.isin(b, a))  # b's largest values lie past a's end too
     empty = np.empty(0, dtype=np.uint64)
-    assert len(shared_hashes(a, empty)) == 0 and len(shared_hashes(empty, b)) == 0
+    assert len(in_sorted(a, empty)) == len(a) and not in_sorted(a, empty).any() and len(in_sorted(empty, b)) == 0
+    assert len(union_sorted()) == 0 and np.array_equal(union_sorted(empty, b), np.unique(b))
