@@ -15,49 +15,17 @@ An issued month is refused: its file loads are what its close read (a restatemen
 """
 
 
-from datetime import date, datetime, timezone
-from pathlib import Path
+from datetime import date
 
 import dagster as dg
 import duckdb
 
+from assets.feeds import ingest_feeds
 from assets.ingestion import Ingested
-from assets.jsonl import ingest
-from assets.payments import RULES as PAYMENT_RULES
-from assets.reference import load_reference_tables
-from assets.tickets import TICKET_RULES, TICKETS
 from config.partitions import daily_partitions
-from quality.feeds_checks import (FEED_SOURCES, FEEDS_DAY_KEY, feeds_day_check_specs, feeds_day_new_lines,
+from quality.feeds_checks import (FEEDS_DAY_KEY, feeds_day_check_specs, feeds_day_new_lines,
                                   feeds_day_readable, feeds_day_rows_reconcile, feeds_day_suites)
 from warehouse.resource import WarehouseResource
-
-# Every source with its rules, in the order they are settled (refunds and disputes read raw.charges).
-FEEDS = {"tickets": (TICKETS, TICKET_RULES), **PAYMENT_RULES}
-# The reference file the row rules read: unknown_customer.
-RULE_REFERENCES = ["customers"]
-
-
-class IssuedMonth(Exception):
-    """A day of an issued month: its tickets and payments are read again by its restatement, not by a day run."""
-
-
-def feed_files(landing: Path) -> list[Path]:
-    """Every landed ticket and payment file, in the order the sources are settled."""
-    return [path for source, _ in FEEDS.values() for path in sorted((landing / source.folder).glob("*.jsonl"))]
-
-
-def ingest_feeds(con: duckdb.DuckDBPyConnection, landing: Path, month: date) -> tuple[dict[str, Ingested], list[str]]:
-    """The four sources through the close's ingestion; what each did, and the files this run ledgered first."""
-    if con.execute("SELECT count(*) FROM audit.issued_months WHERE billing_month = ?", [month]).fetchone()[0]:
-        raise IssuedMonth(f"{month:%Y-%m} is issued: its tickets and payments are read again at its restatement "
-                          "(billops close), not by a day's ingestion")
-    before = {p for (p,) in con.execute(
-        "SELECT path FROM audit.landed_files WHERE source IN (SELECT unnest(?::VARCHAR[]))", [list(FEED_SOURCES)]).fetchall()}
-    load_reference_tables(con, landing, RULE_REFERENCES, datetime.now(timezone.utc).replace(tzinfo=None))
-    ingested = {name: ingest(con, landing, source, rules, month) for name, (source, rules) in FEEDS.items()}
-    after = {p for (p,) in con.execute(
-        "SELECT path FROM audit.landed_files WHERE source IN (SELECT unnest(?::VARCHAR[]))", [list(FEED_SOURCES)]).fetchall()}
-    return ingested, sorted(after - before)
 
 
 def feeds_day_checks(con: duckdb.DuckDBPyConnection, month: date, ingested: dict[str, Ingested],

@@ -33,8 +33,9 @@ audit.redeliveries, a different one is `conflicting_duplicate`):
 
 import dagster as dg
 
+from assets.feeds import CHARGES, DISPUTES, REFUNDS, RULES  # noqa: F401 - the sources, re-exported
 from assets.ingestion import raise_bad_files
-from assets.jsonl import Field, JsonlSource, Rule, ingest, unknown_customer
+from assets.jsonl import ingest
 from config.partitions import monthly_partitions, run_month
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
 from warehouse.resource import WarehouseResource
@@ -42,77 +43,6 @@ from warehouse.resource import WarehouseResource
 KEYS = {name: dg.AssetKey(["raw", name]) for name in ("charges", "refunds", "disputes")}
 
 
-def _stripe(name: str, folder: str, *fields: Field) -> JsonlSource:
-    return JsonlSource(name=name, folder=f"payments/{folder}", fields=(
-        Field("id", "$.id", required=True),
-        Field("object", "$.object", required=True, values=(folder.removesuffix("s"),)),
-        Field("amount", "$.amount", "BIGINT", required=True, nonnegative=True),
-        *fields,
-    ))
-
-
-CHARGES = _stripe(
-    "charges", "charges",
-    Field("amount_refunded", "$.amount_refunded", "BIGINT", nonnegative=True),
-    Field("currency", "$.currency", required=True),
-    Field("customer_id", "$.customer", required=True),
-    Field("created", "$.created", "BIGINT", required=True),
-    Field("status", "$.status", required=True, values=("succeeded", "failed", "pending")),
-    Field("paid", "$.paid", "BOOLEAN"),
-    Field("failure_code", "$.failure_code"),
-    Field("failure_message", "$.failure_message"),
-    Field("refunded", "$.refunded", "BOOLEAN"),
-    Field("invoice_number", "$.metadata.invoice_number"),
-)
-REFUNDS = _stripe(
-    "refunds", "refunds",
-    Field("charge_id", "$.charge", required=True),
-    Field("created", "$.created", "BIGINT", required=True),
-    Field("currency", "$.currency", required=True),
-    Field("reason", "$.reason", values=("duplicate", "fraudulent", "requested_by_customer")),
-    Field("status", "$.status", required=True, values=("succeeded", "pending", "failed", "canceled")),
-    Field("work_item_id", "$.metadata.work_item_id"),
-)
-DISPUTES = _stripe(
-    "disputes", "disputes",
-    Field("charge_id", "$.charge", required=True),
-    Field("created", "$.created", "BIGINT", required=True),
-    Field("currency", "$.currency"),
-    Field("reason", "$.reason"),
-    Field("status", "$.status", required=True,
-          values=("warning_needs_response", "needs_response", "under_review", "won", "lost")),
-)
-
-NO_INVOICE_NUMBER = Rule("unknown_invoice", "t.invoice_number IS NULL", "'charge names no invoice (metadata.invoice_number is empty)'")
-INVOICE_NOT_ISSUED = Rule(
-    "unknown_invoice",
-    "NOT EXISTS (SELECT 1 FROM audit.issued_invoices i WHERE i.invoice_number = t.invoice_number)",
-    "'invoice ' || t.invoice_number || ' has not been issued (not in audit.issued_invoices)'",
-)
-NOT_USD = Rule(
-    "bad_schema",
-    "t.currency IS NOT NULL AND lower(t.currency) <> 'usd'",
-    "'currency ' || t.currency || ' is not usd: only USD is matched to an invoice'",
-)
-_FOREIGN = "SELECT c.currency FROM raw.charges_typed c WHERE c.id = t.charge_id AND lower(c.currency) <> 'usd'"
-CHARGE_NOT_USD = Rule(
-    "bad_schema",
-    f"NOT EXISTS (SELECT 1 FROM raw.charges c WHERE c.id = t.charge_id) AND EXISTS ({_FOREIGN})",
-    f"'charge ' || t.charge_id || ' is in ' || ({_FOREIGN} LIMIT 1) || ', not usd: this follows its charge into quarantine'",
-)
-CHARGE_NOT_ACCEPTED = Rule(
-    "unknown_invoice",
-    "NOT EXISTS (SELECT 1 FROM raw.charges c WHERE c.id = t.charge_id)",
-    "'charge ' || t.charge_id || ' is not an accepted charge (never landed, or quarantined): it names no invoice we issued'",
-)
-
-# Each source with its rules, in the order they are settled: refunds and disputes read the charges just
-# accepted (raw.charges). The close's asset below and the day's (assets/feeds_day.py) both use this.
-RULES = {
-    "charges": (CHARGES, [NOT_USD, unknown_customer("customer_id"), NO_INVOICE_NUMBER, INVOICE_NOT_ISSUED]),
-    "refunds": (REFUNDS, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
-    "disputes": (DISPUTES, [NOT_USD, CHARGE_NOT_USD, CHARGE_NOT_ACCEPTED]),
-}
 
 
 @dg.multi_asset(

@@ -20,48 +20,15 @@ organization not in reference/customers.csv is `unknown_customer`.
 
 import dagster as dg
 
+from assets.feeds import TICKET_RULES, TICKETS
 from assets.ingestion import raise_bad_files
-from assets.jsonl import Field, JsonlSource, ingest, unknown_customer
+from assets.jsonl import ingest
 from config.partitions import monthly_partitions, run_month
 from quality.ingestion_checks import reconcile_spec, rows_reconcile
 from warehouse.resource import WarehouseResource
 
 TICKETS_KEY = dg.AssetKey(["raw", "tickets"])
 
-_INVOICE_NUMBER = """CASE json_type(doc, '$.custom_fields')
-    WHEN 'OBJECT' THEN json_extract(doc, '$.custom_fields.invoice_number')
-    WHEN 'ARRAY' THEN list_filter(json_extract(doc, '$.custom_fields[*]'),
-                                  lambda f: json_extract_string(f, '$.id') = 'invoice_number')[1] -> '$.value'
-  END"""
-
-TICKETS = JsonlSource(
-    name="tickets",
-    folder="tickets",
-    newest_by="updated_at",
-    fields=(
-        Field("id", "$.id", "BIGINT", required=True),
-        Field("created_at", "$.created_at", "TIMESTAMP", required=True),
-        Field("updated_at", "$.updated_at", "TIMESTAMP", required=True),
-        Field("status", "$.status", required=True, values=("new", "open", "pending", "hold", "solved", "closed")),
-        Field("channel", "$.via.channel", values=("chat", "web", "email", "api")),
-        Field("requester_id", "$.requester_id", "BIGINT"),
-        Field("customer_id", "$.organization_id", required=True),
-        Field("assignee_id", "$.assignee_id", "BIGINT"),
-        Field("group_id", "$.group_id", "BIGINT"),
-        Field("subject", "$.subject"),
-        Field("tags", "$.tags", "VARCHAR[]"),
-        Field("invoice_number", "$.custom_fields.invoice_number", value_sql=_INVOICE_NUMBER),
-        Field("satisfaction_score", "$.satisfaction_rating.score", values=("good", "bad", "offered", "unoffered")),
-        Field("reply_time_calendar_minutes", "$.metrics.reply_time_in_minutes.calendar", "BIGINT", nonnegative=True),
-        Field("reply_time_business_minutes", "$.metrics.reply_time_in_minutes.business", "BIGINT", nonnegative=True),
-        Field("full_resolution_calendar_minutes", "$.metrics.full_resolution_time_in_minutes.calendar", "BIGINT", nonnegative=True),
-        Field("agent_work_calendar_minutes", "$.metrics.agent_work_time_in_minutes.calendar", "BIGINT", nonnegative=True),
-        Field("solved_at", "$.metrics.solved_at", "TIMESTAMP"),
-        Field("reopens", "$.metrics.reopens", "BIGINT", nonnegative=True),
-    ),
-)
-
-TICKET_RULES = [unknown_customer("customer_id")]
 
 
 @dg.asset(

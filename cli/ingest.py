@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
-from assets.feeds_day import FEEDS, IssuedMonth, feed_files, ingest_feeds
+from assets.feeds import FEEDS, IssuedMonth, feed_files, ingest_feeds
 from assets.reference_tables import RULE_REFERENCES, load_reference_tables
 from assets.usage_folder import ingest_folders, refresh_usage_daily
 from config.settings import Settings

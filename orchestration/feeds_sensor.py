@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.feeds_day import feed_files
+from assets.feeds import feed_files
 from config.partitions import daily_partitions
 from config.settings import load_settings
 from orchestration.jobs import ingest_feeds_day_job, skip_while_a_close_runs
