@@ -81,9 +81,13 @@ def _lines_sql(landing: Path, files: list[Path]) -> str:
     if not files:
         return "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, NULL::VARCHAR AS line WHERE false"
     # A UTF-8 byte-order mark (U+FEFF) opening a file is not part of its first record: strip it there only.
-    line = "CASE WHEN l.n = 1 AND starts_with(l.line, chr(65279)) THEN substr(l.line, 2) ELSE l.line END"
-    return f"""SELECT substr(f.filename, {len(str(landing)) + 2}) AS source_file, l.n AS row_number, rtrim({line}, chr(13)) AS line
-  FROM read_text({sql_path_list(files)}) f, unnest(string_split(f.content, chr(10))) WITH ORDINALITY AS l(line, n)"""
+    line = "CASE WHEN s.n = 1 AND starts_with(s.line, chr(65279)) THEN substr(s.line, 2) ELSE s.line END"
+    # unnest and generate_subscripts side by side in one SELECT (DuckDB zips them), not a lateral
+    # `unnest(...) WITH ORDINALITY` join: that one carried the file's whole content on every line it
+    # produced — 10,000 lines of a 3 MB file asked for ~30 GB (decisions #103).
+    return f"""SELECT substr(s.filename, {len(str(landing)) + 2}) AS source_file, s.n AS row_number, rtrim({line}, chr(13)) AS line
+  FROM (SELECT filename, unnest(lines) AS line, generate_subscripts(lines, 1) AS n
+        FROM (SELECT filename, string_split(content, chr(10)) AS lines FROM read_text({sql_path_list(files)}))) s"""
 
 
 def typed_view_sql(source: JsonlSource, landing: Path, files: list[Path]) -> str:
