@@ -95,8 +95,9 @@ def typed_view_sql(source: JsonlSource, landing: Path, files: list[Path]) -> str
 
     A table, parsed once per run, not a view: every rule, the accepted view, the reconciliation and the
     landing suites read it, and refunds' and disputes' rules read the charges' in correlated subqueries,
-    so a view re-parsed every line of JSON at each reference (10,000 charges: 17.6 GB resident and
-    157 s for one run of the four sources, decisions #103)."""
+    so a view re-parsed every line of JSON at each reference. With the line cutting of `_lines_sql`, a
+    run of the four sources over 10,000 charges went from 157 s and 17.6 GB to 16.6 s and 575 MB
+    (decisions #103)."""
     values, typed, checks = [], [], []
     for i, f in enumerate(source.fields):
         v, j, t = f"_v{i}", f"_j{i}", f"_t{i}"
