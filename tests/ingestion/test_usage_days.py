@@ -218,8 +218,9 @@ def test_day_12_quarantines_bad_rows_and_names_the_unreadable_file_in_a_failed_c
                            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records)}
         drafts = failed_check_alerts(instance, run, alert_config())
         failing = failed_day_checks(instance, BillingMonth(2026, 10))
-    # the month's preview is failing on that check, named with its day (orchestration/day_checks.py)
-    assert [(f.day, f.check) for f in failing] == [("2026-10-12", "usage_day_files_readable")]
+    # the month's preview is failing on the day's failed ERROR checks, named with their day (orchestration/day_checks.py)
+    assert [(f.day, f.check) for f in failing] == [("2026-10-12", "C13_day_price_book_valid"),
+                                                   ("2026-10-12", "usage_day_files_readable")]
     assert not evaluations["usage_day_files_readable"].passed
     assert "usage/dt=2026-10-12/late-truncated.parquet" in evaluations["usage_day_files_readable"].description
     assert evaluations["C9_usage_day_is_priced"].passed and evaluations["usage_day_rows_reconcile"].passed
