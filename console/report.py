@@ -66,9 +66,21 @@ def report_data(published: PublishedCopy, queue: Engine, month: str) -> dict:
                   "approved": sum(i["status"] in ("approved", "done") for i in decided),
                   "declined": sum(i["status"] == "declined" for i in decided),
                   "open_now": sum(i["status"] == "open" for i in items)}
+    alerts = [{**a, "text": offline_text(a["text"])} for a in data["alerts"]]
     return {"month": month, "sections": sections, "issued": (data["issued"] or [None])[0], "statuses": data["statuses"],
-            "restatements": data["restatements"], "refunds": data["refunds"], "alerts": data["alerts"],
+            "restatements": data["restatements"], "refunds": data["refunds"], "alerts": alerts,
             "throughput": throughput, "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+RUN_LINK = re.compile(r"https?://\S*?/runs/([0-9a-f-]{36})")
+ANY_LINK = re.compile(r"https?://\S+")
+
+
+def offline_text(text: str) -> str:
+    """An alert's text for a document read away from the network: the Dagster UI link an alert carries
+    (`Run: http://host:3000/runs/<id>`) becomes the run id, and any other address is dropped, so the
+    printed report links nowhere and names what an operator can look up."""
+    return ANY_LINK.sub("(link removed)", RUN_LINK.sub(r"\1", text or ""))
 
 
 def render_report(published: PublishedCopy, queue: Engine, month: str) -> str:
