@@ -11,7 +11,6 @@ issued month (the close state in the operational store), and is off by default.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from config.partitions import daily_partitions
 from config.settings import load_settings
 from orchestration.jobs import ingest_feeds_day_job, skip_while_a_close_runs
 from warehouse.close_state import close_state_in_store
+from warehouse.landing import files_fingerprint
 
 TICK_SECONDS = 30
 
@@ -31,8 +31,7 @@ def feeds_fingerprint(landing: Path) -> str | None:
     files = feed_files(landing)
     if not files:
         return None
-    stats = "\n".join(f"{f.relative_to(landing).as_posix()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
-    return hashlib.sha256(stats.encode()).hexdigest()[:16]
+    return files_fingerprint(landing, files)
 
 
 def today() -> date:

@@ -11,7 +11,6 @@ running: that close ingests every folder of its month itself, and the next tick 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from config.partitions import daily_partitions
 from config.settings import load_settings
 from orchestration.jobs import ingest_usage_day_job, skip_while_a_close_runs
 from warehouse.close_state import close_state_in_store
+from warehouse.landing import files_fingerprint
 
 TICK_SECONDS = 30
 
@@ -36,8 +36,7 @@ def landed_folders(landing: Path) -> dict[date, str]:
             day = date.fromisoformat(folder.name[3:])
         except ValueError:
             continue
-        stats = "\n".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
-        folders[day] = hashlib.sha256(stats.encode()).hexdigest()[:16]
+        folders[day] = files_fingerprint(folder, files)
     return folders
 
 
