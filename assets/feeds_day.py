@@ -21,16 +21,14 @@ import dagster as dg
 import duckdb
 
 from assets.feeds import ingest_feeds
-from assets.ingestion import Ingested
 from config.partitions import daily_partitions
 from quality.feeds_checks import (FEEDS_DAY_KEY, feeds_day_check_specs, feeds_day_new_lines,
                                   feeds_day_readable, feeds_day_rows_reconcile, feeds_day_suites)
 from warehouse.resource import WarehouseResource
 
 
-def feeds_day_checks(con: duckdb.DuckDBPyConnection, month: date, ingested: dict[str, Ingested],
+def feeds_day_checks(con: duckdb.DuckDBPyConnection, month: date, problems: dict[str, str],
                      new_files: list[str]) -> list[dg.AssetCheckResult]:
-    problems = {rel: why for one in ingested.values() for rel, why in one.problems.items()}
     return [feeds_day_readable(problems), feeds_day_rows_reconcile(con, month), feeds_day_new_lines(con, new_files),
             *feeds_day_suites(con)]
 
@@ -51,7 +49,8 @@ def feeds_day(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     month = day.replace(day=1)
     with warehouse.connect() as con:
         ingested, new_files = ingest_feeds(con, warehouse.landing_path, month)
-        checks = feeds_day_checks(con, month, ingested, new_files)
+        problems = {rel: why for one in ingested.values() for rel, why in one.problems.items()}
+        checks = feeds_day_checks(con, month, problems, new_files)
     for one in ingested.values():
         for rel, why in sorted(one.problems.items()):
             context.log.error(f"{one.source} file not loaded: {rel}: {why}")
@@ -60,8 +59,7 @@ def feeds_day(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "day": day.isoformat(),
             "new_files": dg.MetadataValue.json(new_files),
             **{f"{name}_{k}": dg.MetadataValue.int(v) for name, one in ingested.items() for k, v in one.totals.items()},
-            "files_not_loaded": dg.MetadataValue.json({rel: why for one in ingested.values()
-                                                       for rel, why in one.problems.items()}),
+            "files_not_loaded": dg.MetadataValue.json(problems),
         },
         check_results=checks,
     )

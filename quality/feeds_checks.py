@@ -21,7 +21,7 @@ from datetime import date
 import dagster as dg
 import duckdb
 
-from quality.ingestion_checks import reconciled_files
+from quality.ingestion_checks import files_loaded, reconciled_files
 
 FEEDS_DAY_KEY = dg.AssetKey(["raw", "feeds_day"])
 FEED_SOURCES = ("tickets", "charges", "refunds", "disputes")  # the audit sources, in the order they are settled
@@ -54,12 +54,7 @@ feeds_day_check_specs = [
 
 def feeds_day_readable(problems: dict[str, str]) -> dg.AssetCheckResult:
     """Failed, naming each ticket or payment file that could not be loaded and why."""
-    return dg.AssetCheckResult(
-        asset_key=FEEDS_DAY_KEY, check_name=FEEDS_READABLE, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-        description=("; ".join(f"{rel}: {why}" for rel, why in sorted(problems.items())) if problems
-                     else "every ticket and payment file loaded"),
-        metadata={"files_not_loaded": len(problems), "files": dg.MetadataValue.json(sorted(problems))},
-    )
+    return files_loaded(FEEDS_DAY_KEY, FEEDS_READABLE, problems, "every ticket and payment file loaded")
 
 
 def feeds_day_rows_reconcile(con: duckdb.DuckDBPyConnection, month: date) -> dg.AssetCheckResult:

@@ -11,6 +11,16 @@ import dagster as dg
 import duckdb
 
 
+def files_loaded(asset_key: dg.AssetKey, check_name: str, problems: dict[str, str],
+                 all_loaded: str) -> dg.AssetCheckResult:
+    """A day's readability check (never blocking, ERROR): failed, naming each file not loaded and why."""
+    return dg.AssetCheckResult(
+        asset_key=asset_key, check_name=check_name, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+        description=("; ".join(f"{rel}: {why}" for rel, why in sorted(problems.items())) if problems else all_loaded),
+        metadata={"files_not_loaded": len(problems), "files": dg.MetadataValue.json(sorted(problems))},
+    )
+
+
 def reconcile_spec(asset_key: dg.AssetKey, source: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         f"{source}_rows_reconcile", asset=asset_key, blocking=True,

@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 
 from quality.gx_runner import run_suite
-from quality.ingestion_checks import reconcile_spec, rows_reconcile
+from quality.ingestion_checks import files_loaded, reconcile_spec, rows_reconcile
 from quality.reference_checks import SUITES, judge, load_snapshot
 from warehouse.landing import RULE_REFERENCES, usage_month_prefix
 
@@ -83,12 +83,7 @@ usage_day_check_specs = [
 
 def usage_day_readable(problems: dict[str, str]) -> dg.AssetCheckResult:
     """Failed, naming each file of the folder that could not be loaded and why."""
-    return dg.AssetCheckResult(
-        asset_key=USAGE_DAY_KEY, check_name=DAY_READABLE, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-        description=("; ".join(f"{rel}: {why}" for rel, why in sorted(problems.items())) if problems
-                     else "every file of the folder loaded"),
-        metadata={"files_not_loaded": len(problems), "files": dg.MetadataValue.json(sorted(problems))},
-    )
+    return files_loaded(USAGE_DAY_KEY, DAY_READABLE, problems, "every file of the folder loaded")
 
 
 def usage_day_is_priced(con: duckdb.DuckDBPyConnection, prefix: str) -> dg.AssetCheckResult:
